@@ -1,0 +1,174 @@
+"""The Python API, mirroring the CLI: ``run(scenario, out=...) -> Run``.
+
+>>> import bidscape
+>>> scenario = bidscape.Scenario.from_toml("data/scenarios/second_to_first_price.toml")  # doctest: +SKIP
+>>> result = bidscape.run(scenario, out="runs/switch")                                  # doctest: +SKIP
+>>> result.market.select("round", "revenue", "mechanism")                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from contextlib import nullcontext
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import polars as pl
+
+from bidscape import __version__
+from bidscape.engine.recorder import Recorder
+from bidscape.engine.simulation import Simulation
+from bidscape.errors import InputError, Problem
+from bidscape.scenario import Scenario
+
+
+class Run:
+    """A finished run folder; its tables as polars frames (read on first use)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        manifest_path = self.path / "manifest.json"
+        if not manifest_path.is_file():
+            raise InputError(Problem("", f"'{self.path}' is not a bidscape run folder (no manifest.json)",
+                                     "point to a folder written by `bidscape run`"))
+        try:
+            self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise InputError(Problem("", f"'{manifest_path}' is corrupt ({error})",
+                                     "re-run the scenario into a new folder")) from None
+        status = self.manifest.get("status")
+        if status != "complete":
+            detail = self.manifest.get("error", {}).get("message", "")
+            raise InputError(Problem("", f"run '{self.path}' is not complete (status {status!r}"
+                                     + (f": {detail}" if detail else "") + ")",
+                                     "re-run it (`bidscape run ... --overwrite`)"))
+
+    def scan(self, table: str) -> pl.LazyFrame:
+        """A lazy frame over ``market``, ``agents`` or ``auctions`` (nothing loaded yet)."""
+        if table not in ("market", "agents", "auctions"):
+            raise ValueError(f"unknown table '{table}': use market, agents or auctions")
+        return pl.scan_ipc(self.path / f"{table}.arrow")
+
+    @property
+    def market(self) -> pl.DataFrame:
+        return self.scan("market").collect()
+
+    @property
+    def agents(self) -> pl.DataFrame:
+        return self.scan("agents").collect()
+
+    @property
+    def auctions(self) -> pl.DataFrame:
+        return self.scan("auctions").collect()
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.manifest["summary"]
+
+    @property
+    def scenario(self) -> Scenario:
+        return Scenario.from_dict(self.manifest["scenario"], source=str(self.path / "manifest.json"))
+
+    def __repr__(self) -> str:
+        return f"Run('{self.path}')"
+
+
+def default_output_folder(name: str, root: str | Path = "runs") -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate = Path(root) / f"{name}-{stamp}"
+    suffix = 1
+    while candidate.exists():
+        suffix += 1
+        candidate = Path(root) / f"{name}-{stamp}-{suffix}"
+    return candidate
+
+
+def run(scenario: Scenario | str | Path, out: Optional[str | Path] = None, *, overwrite: bool = False,
+        seed: Optional[int] = None, progress: bool = False) -> Run:
+    """Run a scenario to completion and return its output folder as a ``Run``.
+
+    ``out=None`` writes to a new temporary folder. An existing non-empty folder is only
+    replaced with ``overwrite=True``. A run that fails (or is interrupted) leaves its
+    folder with ``status = "failed"`` and the error in ``manifest.json``.
+    """
+    if not isinstance(scenario, Scenario):
+        scenario = Scenario.from_toml(scenario)
+    if seed is not None:
+        scenario = scenario.with_updates({"run.seed": seed})
+    if out is None:
+        out = Path(tempfile.mkdtemp(prefix=f"bidscape-{scenario.run.name}-"))
+    names = [p.name for p in scenario.populations]
+    with Recorder(Path(out), scenario.to_dict(), names, __version__, overwrite) as recorder:
+        simulation = Simulation(scenario)
+        totals = _Totals(simulation)
+        with _progress_bar(scenario, progress) as advance:
+            while not simulation.finished:
+                totals.add(simulation.step(recorder, advance))
+        recorder.complete(totals.summary())
+    return Run(out)
+
+
+class _Totals:
+    """Headline numbers of a run, gathered round by round for the summary."""
+
+    def __init__(self, simulation: Simulation):
+        self.simulation = simulation
+        self.market = {"rounds": 0, "auctions": 0, "sold": 0, "revenue": 0.0, "welfare": 0.0}
+        populations = len(simulation.state.population_names)
+        self.spend = np.zeros(populations)
+        self.wins = np.zeros(populations)
+        self.value = np.zeros(populations)
+        self.first_multiplier: Optional[np.ndarray] = None
+
+    def add(self, result) -> None:
+        for key in ("auctions", "sold", "revenue", "welfare"):
+            self.market[key] += getattr(result, key)
+        self.market["rounds"] += 1
+        state = self.simulation.state
+        starts = state.population_start[:-1]
+        self.spend += np.add.reduceat(state.spend, starts)
+        self.wins += np.add.reduceat(state.wins, starts)
+        self.value += np.add.reduceat(state.value, starts)
+        if self.first_multiplier is None:
+            self.first_multiplier = self._mean_multiplier()
+
+    def _mean_multiplier(self) -> np.ndarray:
+        state = self.simulation.state
+        return np.add.reduceat(state.multiplier, state.population_start[:-1]) / np.diff(state.population_start)
+
+    def summary(self) -> dict[str, Any]:
+        m = dict(self.market)
+        m["sold_share"] = m["sold"] / m["auctions"] if m["auctions"] else 0.0
+        m["mean_price"] = m["revenue"] / m["sold"] if m["sold"] else None
+        state = self.simulation.state
+        last_multiplier = self._mean_multiplier()
+        populations = []
+        for p, population in enumerate(self.simulation.scenario.populations):
+            budget = state.budget[state.population_slice(p)]
+            finite = bool(np.all(np.isfinite(budget)))
+            total_budget = float(budget.sum()) if finite else None
+            populations.append({
+                "population": population.name,
+                "strategy": population.strategy,
+                "agents": population.size,
+                "budget": total_budget,
+                "spend": float(self.spend[p]),
+                "budget_utilisation": float(self.spend[p] / total_budget) if total_budget else None,
+                "wins": int(self.wins[p]),
+                "value": float(self.value[p]),
+                "utility": float(self.value[p] - self.spend[p]),
+                "mean_multiplier_first_round": float(self.first_multiplier[p]) if self.first_multiplier is not None else None,
+                "mean_multiplier_last_round": float(last_multiplier[p]),
+            })
+        return {"market": m, "populations": populations}
+
+
+def _progress_bar(scenario: Scenario, enabled: bool):
+    if not enabled:
+        return nullcontext(None)
+    from bidscape.progress import auction_progress
+
+    return auction_progress(scenario.run.rounds * scenario.run.auctions_per_round)

@@ -1,0 +1,209 @@
+"""The ``bidscape`` command line: demo, run, validate, list.
+
+Exit codes: 0 success, 1 a run failed, 2 invalid input (one message naming the field and
+the fix), 130 interrupted. A failed or interrupted run leaves ``status = "failed"`` in its
+``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from bidscape.errors import InputError
+from bidscape.scenario import Scenario
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Fast, exact agent-based simulation of auctions and markets.")
+console = Console()
+if not console.is_terminal:  # piped or captured: keep tables on one line each
+    console = Console(width=120)
+errors = Console(stderr=True)
+
+DEMO_SCENARIO = files("bidscape") / "scenarios" / "demo.toml"
+
+SetOption = typer.Option(None, "--set", metavar="KEY.PATH=VALUE",
+                         help="Override a scenario field, e.g. --set run.rounds=10 (repeatable).")
+
+
+@app.command()
+def demo(
+    out: Optional[Path] = typer.Option(None, help="Output folder [default: runs/demo-TIMESTAMP]."),
+    overrides: Optional[list[str]] = SetOption,
+    overwrite: bool = typer.Option(False, help="Replace an existing run folder."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Run the built-in demo: a day of budget pacing on a second-price exchange."""
+    scenario = Scenario.from_toml(str(DEMO_SCENARIO), overrides)
+    console.print(f"[bold]bidscape demo[/]: {_describe(scenario)}")
+    result = _run(scenario, out, overwrite, quiet)
+    _print_findings(result)
+
+
+@app.command()
+def run(
+    scenario_file: Path = typer.Argument(..., metavar="SCENARIO.toml", help="Scenario file."),
+    out: Optional[Path] = typer.Option(None, help="Output folder [default: runs/NAME-TIMESTAMP]."),
+    seed: Optional[int] = typer.Option(None, help="Override run.seed."),
+    overrides: Optional[list[str]] = SetOption,
+    overwrite: bool = typer.Option(False, help="Replace an existing run folder."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Run one scenario and write its output folder."""
+    scenario = Scenario.from_toml(scenario_file, list(overrides or []) + ([f"run.seed={seed}"] if seed is not None else []))
+    console.print(f"[bold]{scenario.run.name}[/]: {_describe(scenario)}")
+    _run(scenario, out, overwrite, quiet)
+
+
+@app.command()
+def validate(
+    scenario_file: Path = typer.Argument(..., metavar="SCENARIO.toml"),
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """Check a scenario without running it."""
+    scenario = Scenario.from_toml(scenario_file, overrides)
+    console.print(f"[green]ok[/]: {scenario_file}: {_describe(scenario)}")
+
+
+@app.command(name="list")
+def list_entries(
+    kind: str = typer.Argument(..., metavar="mechanisms|strategies"),
+) -> None:
+    """List the registered mechanisms or strategies."""
+    from bidscape.bidders import STRATEGIES
+    from bidscape.mechanisms import MECHANISMS
+
+    registries: dict[str, Any] = {"mechanisms": MECHANISMS, "strategies": STRATEGIES}
+    if kind not in registries:
+        from bidscape.errors import Problem, did_you_mean
+
+        raise InputError(Problem("KIND", f"cannot list '{kind}'",
+                                 f"{did_you_mean(kind, registries)}use mechanisms or strategies"))
+    table = Table(show_header=True, header_style="bold")
+    table.add_column(kind[:-1] if kind == "mechanisms" else "strategy")
+    table.add_column("what it does")
+    if kind == "strategies":
+        table.add_column("params")
+    for name, entry in registries[kind].items():
+        row = [name, entry.summary]
+        if kind == "strategies":
+            row.append(", ".join(f"{k}={_default(f)}" for k, f in entry.Params.model_fields.items()) or "-")
+        table.add_row(*row)
+    console.print(table)
+
+
+# ---- helpers ----
+
+def _run(scenario: Scenario, out: Optional[Path], overwrite: bool, quiet: bool):
+    from bidscape.api import default_output_folder, run
+
+    out = out or default_output_folder(scenario.run.name)
+    result = run(scenario, out=out, overwrite=overwrite, progress=not quiet)
+    _print_summary(result.summary)
+    console.print(f"\nwrote [bold]{result.path}[/] (manifest.json, market.arrow, agents.arrow, auctions.arrow)")
+    console.print(f"read it with polars:  pl.read_ipc('{result.path}/market.arrow')")
+    console.print(f"or in Python:         bidscape.Run('{result.path}').agents")
+    return result
+
+
+def _describe(scenario: Scenario) -> str:
+    bidders = scenario.market.bidders_per_auction
+    return (f"{scenario.total_agents:,} agents in {len(scenario.populations)} population(s), "
+            f"{scenario.run.rounds} rounds x {scenario.run.auctions_per_round:,} auctions, "
+            f"{scenario.mechanism.type} (reserve {scenario.mechanism.reserve:g}), "
+            f"{bidders} bidders per auction"
+            + (f", {len(scenario.events)} scheduled event(s)" if scenario.events else ""))
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    m = summary["market"]
+    market = Table(title="market", box=box.SIMPLE_HEAD, header_style="bold")
+    for column in ("auctions", "sold", "revenue", "welfare", "mean price"):
+        market.add_column(column, justify="right")
+    market.add_row(_compact(m["auctions"]), f"{m['sold_share']:.1%}", _compact(m["revenue"]),
+                   _compact(m["welfare"]), "-" if m["mean_price"] is None else f"{m['mean_price']:.4f}")
+    console.print(market)
+    populations = Table(title="populations", box=box.SIMPLE_HEAD, header_style="bold")
+    for column in ("population", "strategy", "agents", "spend", "budget used", "wins", "utility", "multiplier"):
+        populations.add_column(column, justify="left" if column in ("population", "strategy") else "right")
+    for p in summary["populations"]:
+        used = "-" if p["budget_utilisation"] is None else f"{p['budget_utilisation']:.1%}"
+        populations.add_row(p["population"], p["strategy"], _compact(p["agents"]), _compact(p["spend"]), used,
+                            _compact(p["wins"]), _compact(p["utility"]),
+                            f"{p['mean_multiplier_first_round']:.2f}->{p['mean_multiplier_last_round']:.2f}")
+    console.print(populations)
+    console.print("multiplier: mean bid multiplier in the first and the last round; budget used: spend / budget")
+
+
+def _compact(number: float) -> str:
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(number) >= size:
+            return f"{number / size:.2f}{suffix}"
+    return f"{number:.4g}" if isinstance(number, float) else str(number)
+
+
+def _print_findings(result) -> None:
+    """What the demo found, in words, from the run's own tables."""
+    import polars as pl
+
+    agents = result.scan("agents")
+    paced = result.scenario.populations[0].name
+    by_round = (agents.filter(pl.col("population") == paced)
+                .group_by("round").agg(pl.col("spend").sum(), pl.col("multiplier").mean(),
+                                       (pl.col("budget_remaining") < 1e-9).mean().alias("dry"))
+                .sort("round").collect())
+    rounds = by_round.height
+    p = next(x for x in result.summary["populations"] if x["population"] == paced)
+    active = by_round.filter(pl.col("spend") > 0.01 * by_round["spend"].max())
+    console.print("\n[bold]What the demo found[/]")
+    overspent = agents.filter(pl.col("budget_remaining") < 0).select(pl.len()).collect().item()
+    console.print(f"- '{paced}' advertisers spent {p['budget_utilisation']:.1%} of their budgets; "
+                  f"{overspent} agent-rounds ended with a negative remaining budget (budgets are enforced "
+                  "auction by auction).")
+    console.print(f"- Pacing cut their mean bid multiplier from {by_round['multiplier'][0]:.2f} to "
+                  f"{by_round['multiplier'][-1]:.2f}; they kept buying in {active.height} of {rounds} rounds, "
+                  f"and {by_round['dry'][-1]:.1%} were out of budget at the end.")
+    market = result.market
+    first, last = market.row(0, named=True), market.row(-1, named=True)
+    console.print(f"- The exchange's revenue per round went from {first['revenue']:,.0f} to {last['revenue']:,.0f} "
+                  f"as pacing took hold (mean price {first['mean_price']:.3f} -> {last['mean_price']:.3f}).")
+    console.print(f"- Explore it with polars: pl.scan_ipc('{result.path}/agents.arrow')")
+
+
+def _default(field) -> str:
+    return "required" if field.is_required() else repr(field.default)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except InputError as error:
+        errors.print(f"[bold red]error:[/] {error.render()}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        errors.print("[bold red]interrupted[/]: the run folder is marked status = \"failed\"")
+        sys.exit(130)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as error:  # click usage errors and run failures
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        errors.print(f"[bold red]run failed:[/] {type(error).__name__}: {error}", highlight=False)
+        errors.print("the run folder (if any) is marked status = \"failed\" with the traceback in manifest.json")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""First-price auction: the highest bid at or above the reserve wins and pays its bid.
+
+>>> from bidscape.mechanisms.first_price import MECHANISM
+>>> MECHANISM.reference_price(0.8, 0.5, 0.1)
+0.8
+"""
+
+from bidscape.mechanisms.base import SingleItemAuction, price_rule
+
+
+def _pay_own_bid(top_bid: float, second_bid: float, reserve: float) -> float:
+    return top_bid
+
+
+def _reference(top_bid: float, second_bid: float, reserve: float) -> float:
+    return top_bid
+
+
+MECHANISM = SingleItemAuction(
+    name="first_price",
+    summary="highest bid wins and pays its bid",
+    price_rule=price_rule(_pay_own_bid),
+    reference_price=_reference,
+)

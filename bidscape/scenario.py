@@ -1,0 +1,378 @@
+"""Scenario files: TOML in, a typed and validated ``Scenario`` out.
+
+Every field is checked; a mistake becomes an ``InputError`` naming the field path, the
+bad value and the fix, with a "did you mean" for misspelt keys and names:
+
+>>> Scenario.from_dict({"run": {"rounds": 2, "auctions_per_round": 10},
+...     "populations": [{"name": "a", "size": 4, "strategy": "truthfull",
+...                      "values": {"dist": "uniform", "low": 0, "high": 1}}]})
+Traceback (most recent call last):
+...
+bidscape.errors.InputError: scenario is invalid: populations[0].strategy: unknown strategy 'truthfull'. Fix: did you mean 'truthful'? use one of: adaptive_pacing, constant_shade, truthful (`bidscape list strategies`)
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bidscape.errors import InputError, Problem, did_you_mean
+from bidscape.markets.distributions import DISTRIBUTION_NAMES, Constant, Distribution
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class RunSection(_Section):
+    name: str = Field("run", min_length=1)
+    seed: int = Field(0, ge=0)
+    rounds: int = Field(24, ge=1)
+    auctions_per_round: int = Field(100_000, ge=1)
+    record_agents: Literal["agent", "population", "none"] = "agent"
+    auction_sample_rate: float = Field(0.001, ge=0, le=1)
+
+
+class MechanismSection(_Section):
+    type: str = "second_price"
+    reserve: float = Field(0.0, ge=0, allow_inf_nan=False)
+    slot_ctrs: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
+
+    @field_validator("slot_ctrs")
+    @classmethod
+    def _non_negative(cls, ctrs: list[float]) -> list[float]:
+        if any(c < 0 for c in ctrs):
+            raise ValueError(f"click-through rates must be >= 0 (got {ctrs})")
+        return ctrs
+
+
+class MarketSection(_Section):
+    bidders_per_auction: int | Literal["all"] = 8
+
+    @field_validator("bidders_per_auction", mode="before")
+    @classmethod
+    def _positive_or_all(cls, value: Any) -> Any:
+        if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError(f'must be a positive integer or "all" (got {value!r})')
+
+
+class Population(_Section):
+    name: str = Field(min_length=1)
+    size: int = Field(ge=1)
+    strategy: str
+    values: Distribution
+    value_scale: Distribution = Constant(dist="constant", value=1.0)
+    budget: Optional[Distribution] = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Event(_Section):
+    at_round: int = Field(ge=0)
+    set: dict[str, Any] = Field(min_length=1)
+
+
+class Scenario(_Section):
+    run: RunSection = Field(default_factory=RunSection)
+    mechanism: MechanismSection = Field(default_factory=MechanismSection)
+    market: MarketSection = Field(default_factory=MarketSection)
+    populations: list[Population] = Field(min_length=1)
+    events: list[Event] = Field(default_factory=list)
+
+    # ---- construction ----
+    @classmethod
+    def from_toml(cls, path: str | Path, overrides: list[str] | None = None) -> "Scenario":
+        """Read, override (``key.path=value`` strings) and validate a scenario file."""
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise InputError(Problem("", f"scenario file '{path}' does not exist",
+                                     "check the path (example scenarios are in data/scenarios/)"))
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise InputError(Problem("", f"not valid TOML ({error})", "fix the syntax there"),
+                             source) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(Problem("", f"cannot read the file ({error})", "check the file"),
+                             source) from None
+        for override in overrides or []:
+            apply_override(raw, override)
+        return cls.from_dict(raw, source)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "scenario") -> "Scenario":
+        try:
+            scenario = cls.model_validate(raw)
+        except ValidationError as error:
+            raise InputError(_problems_from(error, raw), source) from None
+        problems = _check_semantics(scenario)
+        if not problems:
+            problems = _check_events(scenario)
+        if problems:
+            raise InputError(problems, source)
+        return _with_resolved_params(scenario)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved scenario (defaults filled in), as it would be written in TOML."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def with_updates(self, updates: dict[str, Any], source: str = "scenario") -> "Scenario":
+        """A copy with ``{"dotted.path": value}`` applied, validated again."""
+        raw = self.to_dict()
+        for path, value in updates.items():
+            set_path(raw, path, value)
+        return Scenario.from_dict(raw, source)
+
+    @property
+    def total_agents(self) -> int:
+        return sum(p.size for p in self.populations)
+
+    def strategy_params(self, population: Population) -> BaseModel:
+        from bidscape.bidders import STRATEGIES
+
+        return STRATEGIES.get(population.strategy).Params.model_validate(population.params)
+
+
+# ---- overrides (`--set key.path=value`, `[[events]] set = {...}`) ----
+
+def parse_value(text: str) -> Any:
+    """A TOML value (number, bool, string, array, inline table); bare words stay strings."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    path, sep, text = override.partition("=")
+    if not sep or not path.strip():
+        raise InputError(Problem("--set", f"'{override}' is not of the form key.path=value",
+                                 "write e.g. --set run.rounds=10"))
+    set_path(raw, path.strip(), parse_value(text.strip()))
+
+
+def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``raw[a][b]... = value`` for ``path = "a.b..."``; list items by index or by name."""
+    parts = path.split(".")
+    node: Any = raw
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            index = _list_index(node, part, where)
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise InputError(Problem(path, f"'{'.'.join(parts[:depth])}' is a value, not a table",
+                                     "set the value itself, or a field of a table"))
+
+
+def _list_index(items: list[Any], part: str, where: str) -> int:
+    if part.isdigit() and int(part) < len(items):
+        return int(part)
+    names = [item.get("name") for item in items if isinstance(item, dict)]
+    if part in names:
+        return names.index(part)
+    raise InputError(Problem(where, f"no item '{part}' in this list",
+                             f"{did_you_mean(part, [str(n) for n in names])}use an index "
+                             f"0..{len(items) - 1} or a name: {', '.join(map(str, names))}"))
+
+
+# ---- checks beyond types ----
+
+SETTABLE_DURING_RUN = (
+    "mechanism.*", "market.*", "run.auctions_per_round", "run.auction_sample_rate",
+    "populations.*.params.*", "populations.*.values", "populations.*.values.*",
+)
+
+
+def _check_semantics(scenario: Scenario) -> list[Problem]:
+    from bidscape.bidders import STRATEGIES
+    from bidscape.mechanisms import MECHANISMS
+
+    problems: list[Problem] = []
+    if scenario.mechanism.type not in MECHANISMS:
+        problems.append(MECHANISMS.unknown(scenario.mechanism.type, "mechanism.type"))
+    seen: set[str] = set()
+    for i, population in enumerate(scenario.populations):
+        where = f"populations[{i}]"
+        if population.name in seen:
+            problems.append(Problem(f"{where}.name", f"population name '{population.name}' is used twice",
+                                    "give each population its own name"))
+        seen.add(population.name)
+        if population.strategy not in STRATEGIES:
+            problems.append(STRATEGIES.unknown(population.strategy, f"{where}.strategy"))
+            continue
+        strategy = STRATEGIES.get(population.strategy)
+        try:
+            strategy.Params.model_validate(population.params)
+        except ValidationError as error:
+            problems.extend(_problems_from(error, population.params, prefix=f"{where}.params",
+                                           model=strategy.Params))
+        if strategy.needs_budget and population.budget is None:
+            problems.append(Problem(f"{where}.budget", f"strategy '{population.strategy}' needs a budget",
+                                    'add e.g. budget = { dist = "uniform", low = 50.0, high = 150.0 }'))
+    bidders = scenario.market.bidders_per_auction
+    if bidders != "all" and bidders > scenario.total_agents:
+        problems.append(Problem("market.bidders_per_auction",
+                                f"{bidders} bidders per auction but only {scenario.total_agents} agents",
+                                f'use at most {scenario.total_agents}, or "all"'))
+    return problems
+
+
+def _check_events(scenario: Scenario) -> list[Problem]:
+    problems: list[Problem] = []
+    raw = scenario.to_dict()
+    raw["events"] = []
+    order = sorted(range(len(scenario.events)), key=lambda i: scenario.events[i].at_round)
+    for i in order:
+        event = scenario.events[i]
+        if event.at_round >= scenario.run.rounds:
+            problems.append(Problem(f"events[{i}].at_round", f"round {event.at_round} never comes: "
+                                    f"the run has rounds 0..{scenario.run.rounds - 1}",
+                                    f"use a round below {scenario.run.rounds}"))
+            continue
+        for path, value in event.set.items():
+            if not any(fnmatch.fnmatchcase(path, pattern) for pattern in SETTABLE_DURING_RUN):
+                problems.append(Problem(f'events[{i}].set."{path}"', f"'{path}' cannot change during a run",
+                                        "set one of: " + ", ".join(SETTABLE_DURING_RUN)))
+                continue
+            try:
+                set_path(raw, path, value)
+            except InputError as error:
+                problems.extend(Problem(f'events[{i}].set."{path}"', p.message, p.fix) for p in error.problems)
+        try:
+            Scenario.from_dict(copy.deepcopy(raw))
+        except InputError as error:
+            problems.extend(Problem(f"events[{i}] (at round {event.at_round}): {p.path}", p.message, p.fix)
+                            for p in error.problems)
+    return problems
+
+
+def _with_resolved_params(scenario: Scenario) -> Scenario:
+    resolved = scenario.model_copy(deep=True)
+    for population in resolved.populations:
+        population.params = scenario.strategy_params(population).model_dump(mode="json")
+    return resolved
+
+
+# ---- pydantic errors -> problems users can act on ----
+
+def _problems_from(error: ValidationError, raw: Any, prefix: str = "",
+                   model: type[BaseModel] = Scenario) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = [part for part in item["loc"] if part not in DISTRIBUTION_NAMES or isinstance(part, int)]
+        # discriminator tags appear in loc only right after a distribution field
+        path = _render_path(prefix, loc)
+        value = item.get("input")
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(model, item["loc"][:-1], raw)
+            key = str(item["loc"][-1])
+            problems.append(Problem(path, f"unknown key '{key}'",
+                                    f"{did_you_mean(key, allowed)}allowed keys here: {', '.join(allowed)}"))
+        elif kind == "missing":
+            problems.append(Problem(path, "required field is missing",
+                                    f"add `{loc[-1]} = ...`" if loc else "add it"))
+        elif kind == "union_tag_invalid":
+            problems.append(Problem(path + ".dist", f"unknown distribution '{item['ctx']['tag']}'",
+                                    f"{did_you_mean(item['ctx']['tag'], DISTRIBUTION_NAMES)}"
+                                    f"use one of: {', '.join(DISTRIBUTION_NAMES)}"))
+        elif kind == "union_tag_not_found":
+            problems.append(Problem(path, "a distribution needs a `dist` key",
+                                    f'add dist = one of {", ".join(DISTRIBUTION_NAMES)}, e.g. '
+                                    '{ dist = "uniform", low = 0.0, high = 1.0 }'))
+        elif kind == "literal_error":
+            expected = item["ctx"]["expected"]
+            options = [o.strip().strip("'") for o in expected.replace(" or ", ", ").split(",")]
+            problems.append(Problem(path, f"{value!r} is not allowed",
+                                    f"{did_you_mean(value, options)}use one of: {expected}"))
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            message = message[0].lower() + message[1:] if message else message
+            shown = f" (got {value!r})" if not isinstance(value, (dict, list)) and "got" not in message else ""
+            problems.append(Problem(path, message + shown, _fix_for(kind, item.get("ctx", {}))))
+    return problems
+
+
+def _fix_for(kind: str, ctx: dict[str, Any]) -> str:
+    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+    if kind in bounds:
+        for key in ("ge", "gt", "le", "lt"):
+            if key in ctx:
+                return f"use a value {bounds[kind]} {ctx[key]}"
+    kinds = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a quoted string"}
+    if kind.split("_")[0] in kinds:
+        return f"write {kinds[kind.split('_')[0]]}"
+    if kind == "too_short":
+        return "add at least one item"
+    return ""
+
+
+def _render_path(prefix: str, loc: list[Any]) -> str:
+    text = prefix
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...], raw: Any) -> list[str]:
+    """The keys allowed at ``loc`` (walking models, lists and distribution tags)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        current = _field_model(current, part)
+        if current is None:
+            return []
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(f.alias or name for name, f in current.model_fields.items())
+    return []
+
+
+def _field_model(model: Any, part: str) -> Any:
+    if isinstance(model, list):  # distribution union: pick the tagged member
+        return next((m for m in model if part == m.model_fields["dist"].annotation.__args__[0]), None)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    field = model.model_fields.get(part) or next(
+        (f for f in model.model_fields.values() if f.alias == part), None)
+    if field is None:
+        return None
+    return _unwrap(field.annotation)
+
+
+def _unwrap(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(args[0])
+    if origin is list:
+        return _unwrap(args[0])
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        members = [_unwrap(a) for a in args if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+        models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+        if len(models) == 1:
+            return models[0]
+        return models or None
+    return annotation

@@ -14,6 +14,7 @@ bidscape.errors.InputError: scenario is invalid: populations[0].strategy: unknow
 from __future__ import annotations
 
 import copy
+import difflib
 import fnmatch
 import tomllib
 import typing
@@ -23,11 +24,13 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bidscape.errors import InputError, Problem, did_you_mean
-from bidscape.markets.distributions import DISTRIBUTION_NAMES, Constant, Distribution
+from bidscape.markets.distributions import (DISTRIBUTION_NAMES, Constant, Distribution,
+                                            reject_coerced_numbers)
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    _numbers_only = field_validator("*", mode="before")(classmethod(reject_coerced_numbers))
 
 
 class RunSection(_Section):
@@ -48,7 +51,7 @@ class MechanismSection(_Section):
     @classmethod
     def _non_negative(cls, ctrs: list[float]) -> list[float]:
         if any(c < 0 for c in ctrs):
-            raise ValueError(f"click-through rates must be >= 0 (got {ctrs})")
+            raise ValueError(f"click-through rates must be >= 0 (got {ctrs}); use 0 or more for each slot")
         return ctrs
 
 
@@ -60,7 +63,7 @@ class MarketSection(_Section):
     def _positive_or_all(cls, value: Any) -> Any:
         if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
             return value
-        raise ValueError(f'must be a positive integer or "all" (got {value!r})')
+        raise ValueError(f'must be a positive integer or "all" (got {value!r}); use e.g. 8, or "all"')
 
 
 class Population(_Section):
@@ -275,7 +278,14 @@ def _with_resolved_params(scenario: Scenario) -> Scenario:
 def _problems_from(error: ValidationError, raw: Any, prefix: str = "",
                    model: type[BaseModel] = Scenario) -> list[Problem]:
     problems = []
-    for item in error.errors(include_url=False):
+    items = error.errors(include_url=False)
+    # a misspelt required key is one mistake: report the unknown key, not also the missing one
+    misspelt = {(item["loc"][:-1], match) for item in items if item["type"] == "extra_forbidden"
+                for match in difflib.get_close_matches(str(item["loc"][-1]),
+                                                       _allowed_keys(model, item["loc"][:-1], raw), 1, 0.6)}
+    for item in items:
+        if item["type"] == "missing" and (item["loc"][:-1], item["loc"][-1]) in misspelt:
+            continue
         loc = [part for part in item["loc"] if part not in DISTRIBUTION_NAMES or isinstance(part, int)]
         # discriminator tags appear in loc only right after a distribution field
         path = _render_path(prefix, loc)
@@ -285,7 +295,8 @@ def _problems_from(error: ValidationError, raw: Any, prefix: str = "",
             allowed = _allowed_keys(model, item["loc"][:-1], raw)
             key = str(item["loc"][-1])
             problems.append(Problem(path, f"unknown key '{key}'",
-                                    f"{did_you_mean(key, allowed)}allowed keys here: {', '.join(allowed)}"))
+                                    f"{did_you_mean(key, allowed)}allowed keys here: {', '.join(allowed)}"
+                                    if allowed else "remove it: this table takes no keys"))
         elif kind == "missing":
             problems.append(Problem(path, "required field is missing",
                                     f"add `{loc[-1]} = ...`" if loc else "add it"))
@@ -305,8 +316,9 @@ def _problems_from(error: ValidationError, raw: Any, prefix: str = "",
         else:
             message = item["msg"].removeprefix("Value error, ")
             message = message[0].lower() + message[1:] if message else message
+            message, _, fix = message.partition("; ")  # validators write "what is wrong; the fix"
             shown = f" (got {value!r})" if not isinstance(value, (dict, list)) and "got" not in message else ""
-            problems.append(Problem(path, message + shown, _fix_for(kind, item.get("ctx", {}))))
+            problems.append(Problem(path, message + shown, fix or _fix_for(kind, item.get("ctx", {}))))
     return problems
 
 
@@ -319,6 +331,8 @@ def _fix_for(kind: str, ctx: dict[str, Any]) -> str:
     kinds = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a quoted string"}
     if kind.split("_")[0] in kinds:
         return f"write {kinds[kind.split('_')[0]]}"
+    if kind == "finite_number":
+        return "write a finite number"
     if kind == "too_short":
         return "add at least one item"
     return ""

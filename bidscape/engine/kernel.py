@@ -183,11 +183,12 @@ def clear_all(price_rule, key_of_round, first_auction, n_auctions, bid_state,
 
 
 @njit(cache=True)
-def accumulate_outcomes(winner, price, winner_value, outcome_state):
-    """Add each sold auction to its winner's round totals; return (sold, revenue, welfare)."""
-    sold = 0
-    revenue = 0.0
-    welfare = 0.0
+def accumulate_outcomes(winner, price, winner_value, outcome_state, sold, revenue, welfare):
+    """Add each sold auction to its winner's round totals and to the running market totals.
+
+    Returns the updated ``(sold, revenue, welfare)``. Sums run in auction order across
+    batches, so the totals do not depend on the batch size.
+    """
     n = winner.shape[0]
     for r in range(n):
         if r + LOOKAHEAD < n and winner[r + LOOKAHEAD] >= 0:

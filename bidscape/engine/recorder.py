@@ -140,7 +140,8 @@ class Recorder:
 
     # ---- ending ----
     def complete(self, summary: dict[str, Any]) -> None:
-        self._close_writers()
+        for writer in self._writers.values():
+            writer.close()  # an error here fails the run: never "complete" with a file unfinished
         self.manifest["summary"] = summary
         self._finish("complete")
 

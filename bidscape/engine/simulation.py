@@ -90,6 +90,7 @@ class Simulation:
         n_auctions = settings.run.auctions_per_round
         key = np.uint64(round_key(self.run_key, r))
         sold, revenue, welfare = 0, 0.0, 0.0
+        sample: list[dict[str, np.ndarray]] = []  # written once per round, whatever the batching
         b = self._buffers
         for first in range(0, n_auctions, BATCH_AUCTIONS):
             n = min(BATCH_AUCTIONS, n_auctions - first)
@@ -102,13 +103,10 @@ class Simulation:
                 kernel.clear_sampled(mechanism.price_rule, key, first, n, bidders, self.state.bid_state,
                                      self.state.population_start, self.state.value_tables, reserve,
                                      self.state.marked, *out)
-            batch_sold, batch_revenue, batch_welfare = kernel.accumulate_outcomes(
-                out[0], out[1], out[4], self.state.outcome_state)
-            sold += batch_sold
-            revenue += batch_revenue
-            welfare += batch_welfare
+            sold, revenue, welfare = kernel.accumulate_outcomes(
+                out[0], out[1], out[4], self.state.outcome_state, sold, revenue, welfare)
             if recorder is not None and settings.run.auction_sample_rate > 0:
-                self._record_auction_sample(recorder, key, r, first, n)
+                sample.append(self._auction_sample(key, r, first, n))
             if on_auctions is not None:
                 on_auctions(n)
 
@@ -116,6 +114,8 @@ class Simulation:
             strategy.observe(self.state.feedback(p, r))
         result = RoundResult(r, n_auctions, sold, revenue, welfare)
         if recorder is not None:
+            if sample:
+                recorder.write_auctions({k: np.concatenate([part[k] for part in sample]) for k in sample[0]})
             self._record_round(recorder, result)
         self.round += 1
         return result
@@ -144,12 +144,10 @@ class Simulation:
                                 f"set a bid multiplier of {bad}; multipliers must be finite and >= 0")
 
     # ---- recording ----
-    def _record_auction_sample(self, recorder: Recorder, key, r: int, first: int, n: int) -> None:
+    def _auction_sample(self, key, r: int, first: int, n: int) -> dict[str, np.ndarray]:
         keep = kernel.sampled_auctions(key, first, n, self._settings.run.auction_sample_rate)
-        if keep.size == 0:
-            return
         b = self._buffers
-        recorder.write_auctions({
+        return {
             "round": np.full(keep.size, r, np.int32),
             "auction": keep + first,
             "winner": b["winner"][keep],
@@ -158,7 +156,7 @@ class Simulation:
             "second_bid": b["second_bid"][keep],
             "winner_value": b["winner_value"][keep] * np.where(
                 b["winner"][keep] >= 0, self.state.value_scale[np.maximum(b["winner"][keep], 0)], 0.0),
-        })
+        }
 
     def _record_round(self, recorder: Recorder, result: RoundResult) -> None:
         settings = self._settings

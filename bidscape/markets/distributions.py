@@ -16,14 +16,28 @@ from statistics import NormalDist
 from typing import Annotated, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 QUANTILE_INTERVALS = 2048
 _STANDARD_NORMAL = NormalDist()
 
 
+def reject_coerced_numbers(cls: type[BaseModel], value: object, info: ValidationInfo) -> object:
+    """Numbers must be written as numbers: pydantic would read ``true`` as 1 and ``"10"`` as 10."""
+    field = cls.model_fields.get(info.field_name or "")
+    annotation = field.annotation if field is not None else None
+    if annotation in (int, float) and isinstance(value, (bool, str)):
+        if annotation is int:
+            raise PydanticCustomError("int_type", "Input should be a valid integer")
+        raise PydanticCustomError("float_type", "Input should be a valid number")
+    return value
+
+
 class _Dist(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    _numbers_only = field_validator("value", "low", "high", "mean_", "sigma", mode="before",
+                                    check_fields=False)(classmethod(reject_coerced_numbers))
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         raise NotImplementedError
@@ -80,7 +94,7 @@ class LogNormal(_Dist):
     dist: Literal["lognormal"]
     mean_: float = Field(alias="mean", default=0.0)
     sigma: float = Field(ge=0, default=1.0)
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.lognormal(self.mean_, self.sigma, size)

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape  # user text (names, paths, bad values) is not markup
 from rich.table import Table
 
 from bidscape.errors import InputError
@@ -58,7 +59,7 @@ def run(
 ) -> None:
     """Run one scenario and write its output folder."""
     scenario = Scenario.from_toml(scenario_file, list(overrides or []) + ([f"run.seed={seed}"] if seed is not None else []))
-    console.print(f"[bold]{scenario.run.name}[/]: {_describe(scenario)}")
+    console.print(f"[bold]{escape(scenario.run.name)}[/]: {_describe(scenario)}")
     _run(scenario, out, overwrite, quiet)
 
 
@@ -69,7 +70,7 @@ def validate(
 ) -> None:
     """Check a scenario without running it."""
     scenario = Scenario.from_toml(scenario_file, overrides)
-    console.print(f"[green]ok[/]: {scenario_file}: {_describe(scenario)}")
+    console.print(f"[green]ok[/]: {escape(str(scenario_file))}: {_describe(scenario)}")
 
 
 @app.command(name="list")
@@ -107,9 +108,10 @@ def _run(scenario: Scenario, out: Optional[Path], overwrite: bool, quiet: bool):
     out = out or default_output_folder(scenario.run.name)
     result = run(scenario, out=out, overwrite=overwrite, progress=not quiet)
     _print_summary(result.summary)
-    console.print(f"\nwrote [bold]{result.path}[/] (manifest.json, market.arrow, agents.arrow, auctions.arrow)")
-    console.print(f"read it with polars:  pl.read_ipc('{result.path}/market.arrow')")
-    console.print(f"or in Python:         bidscape.Run('{result.path}').agents")
+    path = escape(str(result.path))
+    console.print(f"\nwrote [bold]{path}[/] (manifest.json, market.arrow, agents.arrow, auctions.arrow)")
+    console.print(f"read it with polars:  pl.read_ipc('{path}/market.arrow')")
+    console.print(f"or in Python:         bidscape.Run('{path}').agents")
     return result
 
 
@@ -135,7 +137,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         populations.add_column(column, justify="left" if column in ("population", "strategy") else "right")
     for p in summary["populations"]:
         used = "-" if p["budget_utilisation"] is None else f"{p['budget_utilisation']:.1%}"
-        populations.add_row(p["population"], p["strategy"], _compact(p["agents"]), _compact(p["spend"]), used,
+        populations.add_row(escape(p["population"]), p["strategy"], _compact(p["agents"]), _compact(p["spend"]), used,
                             _compact(p["wins"]), _compact(p["utility"]),
                             f"{p['mean_multiplier_first_round']:.2f}->{p['mean_multiplier_last_round']:.2f}")
     console.print(populations)
@@ -164,7 +166,7 @@ def _print_findings(result) -> None:
     active = by_round.filter(pl.col("spend") > 0.01 * by_round["spend"].max())
     console.print("\n[bold]What the demo found[/]")
     overspent = agents.filter(pl.col("budget_remaining") < 0).select(pl.len()).collect().item()
-    console.print(f"- '{paced}' advertisers spent {p['budget_utilisation']:.1%} of their budgets; "
+    console.print(f"- '{escape(paced)}' advertisers spent {p['budget_utilisation']:.1%} of their budgets; "
                   f"{overspent} agent-rounds ended with a negative remaining budget (budgets are enforced "
                   "auction by auction).")
     console.print(f"- Pacing cut their mean bid multiplier from {by_round['multiplier'][0]:.2f} to "
@@ -174,35 +176,44 @@ def _print_findings(result) -> None:
     first, last = market.row(0, named=True), market.row(-1, named=True)
     console.print(f"- The exchange's revenue per round went from {first['revenue']:,.0f} to {last['revenue']:,.0f} "
                   f"as pacing took hold (mean price {first['mean_price']:.3f} -> {last['mean_price']:.3f}).")
-    console.print(f"- Explore it with polars: pl.scan_ipc('{result.path}/agents.arrow')")
+    console.print(f"- Explore it with polars: pl.scan_ipc('{escape(str(result.path))}/agents.arrow')")
 
 
 def _default(field) -> str:
     return "required" if field.is_required() else repr(field.default)
 
 
+INTERRUPTED = "[bold red]interrupted[/]: the run folder is marked status = \"failed\""
+
+
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except InputError as error:
-        errors.print(f"[bold red]error:[/] {error.render()}", highlight=False, soft_wrap=True)
+        errors.print(f"[bold red]error:[/] {escape(error.render())}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        errors.print("[bold red]interrupted[/]: the run folder is marked status = \"failed\"")
+    except (KeyboardInterrupt, typer.Abort):  # click turns Ctrl-C into Abort
+        errors.print(INTERRUPTED)
         sys.exit(130)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
-    except typer.Abort:
-        sys.exit(130)
     except Exception as error:  # click usage errors and run failures
-        import click
+        try:
+            from click import ClickException
+        except ImportError:  # newer typer vendors click as typer._click
+            from typer._click.exceptions import ClickException
 
-        if isinstance(error, click.ClickException):
+        if isinstance(error, ClickException):
             error.show()
             sys.exit(error.exit_code)
-        errors.print(f"[bold red]run failed:[/] {type(error).__name__}: {error}", highlight=False)
+        errors.print(f"[bold red]run failed:[/] {type(error).__name__}: {escape(str(error))}", highlight=False)
         errors.print("the run folder (if any) is marked status = \"failed\" with the traceback in manifest.json")
         sys.exit(1)
+    # without standalone mode, typer returns exit codes instead of exiting: 130 for Ctrl-C
+    if code == 130:
+        errors.print(INTERRUPTED)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -317,7 +317,7 @@ def _problems_from(error: ValidationError, raw: Any, prefix: str = "",
             message = item["msg"].removeprefix("Value error, ")
             message = message[0].lower() + message[1:] if message else message
             message, _, fix = message.partition("; ")  # validators write "what is wrong; the fix"
-            shown = f" (got {value!r})" if not isinstance(value, (dict, list)) and "got" not in message else ""
+            shown = f" (got {value!r})" if not isinstance(value, (dict, list)) and "(got" not in message else ""
             problems.append(Problem(path, message + shown, fix or _fix_for(kind, item.get("ctx", {}))))
     return problems
 
@@ -333,6 +333,10 @@ def _fix_for(kind: str, ctx: dict[str, Any]) -> str:
         return f"write {kinds[kind.split('_')[0]]}"
     if kind == "finite_number":
         return "write a finite number"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "write a table: a [section] or { key = value, ... }"
+    if kind == "list_type":
+        return "write an array: [ ... ]"
     if kind == "too_short":
         return "add at least one item"
     return ""

@@ -53,11 +53,11 @@ def run_kernel(case):
     mechanism = MECHANISMS.get(case["mechanism"])
     key = np.uint64(round_key(np.uint64(case["run_key"]), case["round"]))
     if case["bidders"] == "all":
-        kernel.clear_all(mechanism.price_rule, key, case["first_auction"], n, bid_state,
+        kernel.clear_all(*mechanism.price_weights, key, case["first_auction"], n, bid_state,
                          case["population_start"], case["tables"], case["reserve"], *out)
     else:
         marked = np.zeros(n_agents, np.uint8)
-        kernel.clear_sampled(mechanism.price_rule, key, case["first_auction"], n, case["bidders"], bid_state,
+        kernel.clear_sampled(*mechanism.price_weights, key, case["first_auction"], n, case["bidders"], bid_state,
                              case["population_start"], case["tables"], case["reserve"], marked, *out)
         assert not marked.any(), "the dedup marks must be cleared after each auction"
     outcome_state = np.zeros((n_agents, 4))
@@ -145,6 +145,7 @@ def test_price_rules_match_their_reference(name):
         second = min(second, top)
         if top < reserve:
             continue
-        fast = mechanism.price_rule.ctypes(top, second, reserve)
+        top_weight, second_weight = mechanism.price_weights
+        fast = max(top_weight * top + second_weight * second, reserve)
         assert fast == mechanism.reference_price(top, second, reserve)
         assert 0 <= fast <= top

@@ -97,10 +97,10 @@ class Simulation:
             out = (b["winner"][:n], b["price"][:n], b["top_bid"][:n], b["second_bid"][:n],
                    b["winner_value"][:n])
             if bidders == "all":
-                kernel.clear_all(mechanism.price_rule, key, first, n, self.state.bid_state,
+                kernel.clear_all(*mechanism.price_weights, key, first, n, self.state.bid_state,
                                  self.state.population_start, self.state.value_tables, reserve, *out)
             else:
-                kernel.clear_sampled(mechanism.price_rule, key, first, n, bidders, self.state.bid_state,
+                kernel.clear_sampled(*mechanism.price_weights, key, first, n, bidders, self.state.bid_state,
                                      self.state.population_start, self.state.value_tables, reserve,
                                      self.state.marked, *out)
             sold, revenue, welfare = kernel.accumulate_outcomes(

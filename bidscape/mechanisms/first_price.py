@@ -5,11 +5,7 @@
 0.8
 """
 
-from bidscape.mechanisms.base import SingleItemAuction, price_rule
-
-
-def _pay_own_bid(top_bid: float, second_bid: float, reserve: float) -> float:
-    return top_bid
+from bidscape.mechanisms.base import SingleItemAuction
 
 
 def _reference(top_bid: float, second_bid: float, reserve: float) -> float:
@@ -19,6 +15,7 @@ def _reference(top_bid: float, second_bid: float, reserve: float) -> float:
 MECHANISM = SingleItemAuction(
     name="first_price",
     summary="highest bid wins and pays its bid",
-    price_rule=price_rule(_pay_own_bid),
+    top_weight=1.0,
+    second_weight=0.0,
     reference_price=_reference,
 )

@@ -5,11 +5,7 @@
 0.6
 """
 
-from bidscape.mechanisms.base import SingleItemAuction, price_rule
-
-
-def _pay_second_or_reserve(top_bid: float, second_bid: float, reserve: float) -> float:
-    return max(second_bid, reserve)
+from bidscape.mechanisms.base import SingleItemAuction
 
 
 def _reference(top_bid: float, second_bid: float, reserve: float) -> float:
@@ -19,6 +15,7 @@ def _reference(top_bid: float, second_bid: float, reserve: float) -> float:
 MECHANISM = SingleItemAuction(
     name="second_price",
     summary="highest bid wins and pays the second-highest bid or the reserve, whichever is higher",
-    price_rule=price_rule(_pay_second_or_reserve),
+    top_weight=0.0,
+    second_weight=1.0,
     reference_price=_reference,
 )

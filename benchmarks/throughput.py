@@ -1,0 +1,451 @@
+"""Full-round throughput of bidscape's jitted round kernels, against a numpy baseline.
+
+Run from the repository root:
+
+    python benchmarks/throughput.py                 # full grid, a minute or two
+    python benchmarks/throughput.py --quick         # smoke run, under a minute
+    python benchmarks/throughput.py --sizes 1e6 --bidders 8 32 --json throughput.json
+
+For each mechanism (first and second price), agent count A and bidders per auction K it
+times one full round of N auctions (best of ``--repeats`` rounds, after one warm-up round
+so that compilation is excluded), two ways:
+
+- bidscape: ``Simulation.step()`` of a scenario with exact budgets (uniform 1e3..2e3, so
+  large that no agent runs dry in these few rounds), truthful bidders (multiplier 1), lognormal(0, 0.5) values, nothing
+  recorded. A round is everything ``step`` does: strategies, ``state.begin_round()``, the
+  batches of ``kernel.clear_sampled`` + ``kernel.accumulate_outcomes``, random numbers
+  included.
+- numpy: the same instance as one vectorised round in plain numpy (participants, values,
+  bids, top two, prices, spend per agent). It cannot charge budgets auction by auction
+  and lets an agent appear twice in an auction, so it does strictly less work.
+
+It also measures peak memory: for each A, a fresh child process builds the market and
+plays one round, and reports its peak resident set (``VmHWM`` on Linux; see
+``peak_rss_bytes`` for why not ``ru_maxrss``).
+
+Everything runs on one thread (``NUMBA_NUM_THREADS=1`` and friends are set before numpy
+and numba load, and inherited by the child processes), as the round kernels do.
+"""
+
+from __future__ import annotations
+
+import os
+
+SINGLE_THREAD = {name: "1" for name in (
+    "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+os.environ.update(SINGLE_THREAD)  # before numpy and numba are imported
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from rich import box  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from bidscape.engine.simulation import Simulation  # noqa: E402
+from bidscape.scenario import Scenario  # noqa: E402
+
+MECHANISMS = ("first_price", "second_price")
+RESERVE = {"first_price": 0.0, "second_price": 0.1}
+VALUE_MEAN_LOG, VALUE_SIGMA_LOG = 0.0, 0.5
+BUDGET_LOW, BUDGET_HIGH = 1e3, 2e3
+
+FULL_SIZES, FULL_BIDDERS, FULL_AUCTIONS = (10**5, 10**6, 10**7), (2, 8, 32), 10**6
+QUICK_SIZES, QUICK_BIDDERS, QUICK_AUCTIONS = (10**5, 10**6), (8,), 2 * 10**5
+
+TARGET_BIDS_PER_S = 100e6  # at TARGET_AGENTS agents and TARGET_BIDDERS bidders, one core
+TARGET_AGENTS, TARGET_BIDDERS = 10**6, 8
+TARGET_SPEEDUP = 4.0  # over numpy, on every measured row
+TARGET_MEMORY_AGENTS, TARGET_MEMORY_BYTES = 10**7, 1e9
+
+NOTES = (
+    "bidscape: one Simulation.step() (strategies, begin_round, clear_sampled + accumulate_outcomes "
+    "in batches); exact budgets charged auction by auction; distinct participants per auction.",
+    "numpy: one vectorised round; bids are capped by the budget left at the start of the round "
+    "and spend is charged once at its end, not auction by auction; an agent may be drawn twice "
+    "into one auction; so it does strictly less work than bidscape.",
+    "Both: best of the timed rounds after one warm-up round (compilation excluded), random "
+    "numbers included, one thread. Ratio = bidscape bids/s / numpy bids/s.",
+    "Memory: peak resident set (VmHWM) of a fresh process that imports bidscape, builds the "
+    "market and plays one round (second price, K=8); MB = 1e6 bytes.",
+)
+
+
+# ---- the scenario both sides simulate ----
+
+def benchmark_scenario(mechanism: str, agents: int, bidders: int, auctions: int, rounds: int,
+                       seed: int) -> Scenario:
+    return Scenario.from_dict({
+        "run": {"name": "throughput", "seed": seed, "rounds": rounds, "auctions_per_round": auctions,
+                "record_agents": "none", "auction_sample_rate": 0.0},
+        "mechanism": {"type": mechanism, "reserve": RESERVE[mechanism]},
+        "market": {"bidders_per_auction": bidders},
+        "populations": [{
+            "name": "bidders", "size": agents, "strategy": "truthful",
+            "values": {"dist": "lognormal", "mean": VALUE_MEAN_LOG, "sigma": VALUE_SIGMA_LOG},
+            "budget": {"dist": "uniform", "low": BUDGET_LOW, "high": BUDGET_HIGH},
+        }],
+    })
+
+
+def best_time(play_round, repeats: int) -> float:
+    """Seconds of the fastest of ``repeats`` rounds, after one untimed warm-up round."""
+    play_round()
+    times = []
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            play_round()
+            times.append(time.perf_counter() - start)
+    finally:
+        gc.enable()
+    return min(times)
+
+
+# ---- bidscape ----
+
+def bidscape_round_seconds(mechanism: str, agents: int, bidders: int, auctions: int,
+                           repeats: int, seed: int) -> float:
+    scenario = benchmark_scenario(mechanism, agents, bidders, auctions, repeats + 1, seed)
+    simulation = Simulation(scenario)
+    return best_time(simulation.step, repeats)
+
+
+# ---- numpy baseline ----
+
+@dataclass
+class NumpyMarket:
+    """Per-agent arrays of the baseline, one contiguous array per quantity."""
+
+    multiplier: np.ndarray
+    value_scale: np.ndarray
+    remaining_budget: np.ndarray
+    spend: np.ndarray
+    wins: np.ndarray
+    value: np.ndarray
+
+    @classmethod
+    def build(cls, agents: int, rng: np.random.Generator) -> "NumpyMarket":
+        return cls(multiplier=np.ones(agents), value_scale=np.ones(agents),
+                   remaining_budget=rng.uniform(BUDGET_LOW, BUDGET_HIGH, agents),
+                   spend=np.zeros(agents), wins=np.zeros(agents), value=np.zeros(agents))
+
+
+def top_two(bids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the slot of the highest bid, the highest bid and the second-highest bid."""
+    rows = np.arange(bids.shape[0])
+    best_slot = bids.argmax(axis=1)
+    top = bids[rows, best_slot]
+    bids[rows, best_slot] = -np.inf
+    second = bids.max(axis=1)
+    return best_slot, top, second
+
+
+def numpy_round(market: NumpyMarket, rng: np.random.Generator, mechanism: str, auctions: int,
+                bidders: int) -> None:
+    """One round of ``auctions`` auctions with ``bidders`` participants each, vectorised."""
+    agents = market.multiplier.shape[0]
+    reserve = RESERVE[mechanism]
+    bid_factor = market.multiplier * market.value_scale
+    participants = rng.integers(0, agents, size=(auctions, bidders))
+    base_values = rng.lognormal(VALUE_MEAN_LOG, VALUE_SIGMA_LOG, size=(auctions, bidders))
+    bids = bid_factor[participants]
+    bids *= base_values
+    np.minimum(bids, market.remaining_budget[participants], out=bids)
+
+    best_slot, top, second = top_two(bids)
+    sold = (top > 0.0) & (top >= reserve)
+    rows = np.flatnonzero(sold)
+    winners = participants[rows, best_slot[rows]]
+    price = top[rows] if mechanism == "first_price" else np.maximum(second[rows], reserve)
+    won_value = base_values[rows, best_slot[rows]] * market.value_scale[winners]
+
+    market.spend[:] = np.bincount(winners, weights=price, minlength=agents)
+    market.wins[:] = np.bincount(winners, minlength=agents)
+    market.value[:] = np.bincount(winners, weights=won_value, minlength=agents)
+    market.remaining_budget -= market.spend
+
+
+def numpy_round_seconds(mechanism: str, agents: int, bidders: int, auctions: int,
+                        repeats: int, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    market = NumpyMarket.build(agents, rng)
+    return best_time(lambda: numpy_round(market, rng, mechanism, auctions, bidders), repeats)
+
+
+# ---- peak memory, one fresh process per agent count ----
+
+def peak_rss_bytes() -> int:
+    """Peak resident set of this process's own address space.
+
+    Linux's ``ru_maxrss`` would not do in a child process: exec carries the parent's
+    high-water mark over into it (a child of a 400 MB parent reports >= 400 MB), so
+    this reads ``VmHWM``, which starts afresh at exec. Elsewhere, ``ru_maxrss``.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def memory_child(agents: int, auctions: int, seed: int) -> None:
+    """Run in a fresh process: build the market, play one round, print peak RSS as JSON."""
+    after_imports = peak_rss_bytes()
+    simulation = Simulation(benchmark_scenario("second_price", agents, 8, auctions, 1, seed))
+    simulation.step()
+    print(json.dumps({"agents": agents, "imports_bytes": after_imports, "peak_bytes": peak_rss_bytes()}))
+
+
+def measure_memory(agents: int, auctions: int, seed: int) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(agents),
+               "--auctions", str(auctions), "--seed", str(seed)]
+    done = subprocess.run(command, env={**os.environ, **SINGLE_THREAD}, capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"memory child for {agents} agents failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---- the grid ----
+
+@dataclass
+class ThroughputRow:
+    mechanism: str
+    agents: int
+    bidders: int
+    auctions: int
+    bidscape_seconds: float
+    numpy_seconds: float
+
+    @property
+    def bidscape_bids_per_s(self) -> float:
+        return self.auctions * self.bidders / self.bidscape_seconds
+
+    @property
+    def bidscape_auctions_per_s(self) -> float:
+        return self.auctions / self.bidscape_seconds
+
+    @property
+    def numpy_bids_per_s(self) -> float:
+        return self.auctions * self.bidders / self.numpy_seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.numpy_seconds / self.bidscape_seconds
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "bidscape_bids_per_s": self.bidscape_bids_per_s,
+                "bidscape_auctions_per_s": self.bidscape_auctions_per_s,
+                "numpy_bids_per_s": self.numpy_bids_per_s, "ratio": self.ratio}
+
+
+def measure_throughput(mechanism: str, agents: int, bidders: int, auctions: int, repeats: int,
+                       seed: int) -> ThroughputRow:
+    bidscape = bidscape_round_seconds(mechanism, agents, bidders, auctions, repeats, seed)
+    gc.collect()
+    baseline = numpy_round_seconds(mechanism, agents, bidders, auctions, repeats, seed)
+    gc.collect()
+    return ThroughputRow(mechanism, agents, bidders, auctions, bidscape, baseline)
+
+
+# ---- targets ----
+
+@dataclass
+class Target:
+    name: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+
+
+def check_targets(rows: list[ThroughputRow], memory: list[dict]) -> list[Target]:
+    at_target = [r for r in rows if r.agents == TARGET_AGENTS and r.bidders == TARGET_BIDDERS]
+    speed_name = (f">= {TARGET_BIDS_PER_S / 1e6:.0f} M bids/s at {count_label(TARGET_AGENTS)} agents, "
+                  f"K={TARGET_BIDDERS}, one core")
+    if at_target:
+        measured = ", ".join(f"{r.mechanism} {r.bidscape_bids_per_s / 1e6:.0f}" for r in at_target)
+        speed = Target(speed_name, measured + " M bids/s",
+                       all(r.bidscape_bids_per_s >= TARGET_BIDS_PER_S for r in at_target))
+    else:
+        speed = Target(speed_name, "not measured", None)
+
+    speedup_name = f">= {TARGET_SPEEDUP:g}x numpy on every row"
+    if rows:
+        worst = min(rows, key=lambda r: r.ratio)
+        speedup = Target(speedup_name, f"min {worst.ratio:.1f}x ({worst.mechanism}, "
+                                       f"{count_label(worst.agents)} agents, K={worst.bidders})",
+                         worst.ratio >= TARGET_SPEEDUP)
+    else:
+        speedup = Target(speedup_name, "not measured", None)
+
+    memory_name = f"{count_label(TARGET_MEMORY_AGENTS)} agents < {TARGET_MEMORY_BYTES / 1e9:g} GB peak"
+    largest = [m for m in memory if m["agents"] == TARGET_MEMORY_AGENTS]
+    if largest:
+        peak = largest[0]["peak_bytes"]
+        footprint = Target(memory_name, f"{peak / 1e6:.0f} MB", peak < TARGET_MEMORY_BYTES)
+    else:
+        footprint = Target(memory_name, "not measured", None)
+    return [speed, speedup, footprint]
+
+
+# ---- output ----
+
+TABLE_BOX = box.SIMPLE_HEAD
+
+
+def count_label(n: int) -> str:
+    """``1e6`` for powers of ten, else the number with thousands separators."""
+    exponent = len(str(n)) - 1
+    return f"1e{exponent}" if n == 10**exponent and n >= 10 else f"{n:,}"
+
+
+def throughput_table(rows: list[ThroughputRow], auctions: int, repeats: int) -> Table:
+    table = Table(title=f"Full-round throughput: {count_label(auctions)} auctions per round, "
+                        f"best of {repeats} rounds, one thread", box=TABLE_BOX)
+    for header in ("mechanism", "agents", "K", "bidscape M bids/s", "bidscape M auctions/s",
+                   "numpy M bids/s", "ratio"):
+        table.add_column(header, justify="left" if header == "mechanism" else "right")
+    for r in rows:
+        table.add_row(r.mechanism, count_label(r.agents), str(r.bidders),
+                      f"{r.bidscape_bids_per_s / 1e6:.1f}", f"{r.bidscape_auctions_per_s / 1e6:.2f}",
+                      f"{r.numpy_bids_per_s / 1e6:.1f}", f"{r.ratio:.1f}x")
+    return table
+
+
+def memory_table(memory: list[dict]) -> Table:
+    table = Table(title="Peak memory: fresh process, build market + one round", box=TABLE_BOX)
+    for header in ("agents", "after imports MB", "peak MB", "bytes/agent above imports"):
+        table.add_column(header, justify="right")
+    for m in memory:
+        per_agent = (m["peak_bytes"] - m["imports_bytes"]) / m["agents"]
+        table.add_row(count_label(m["agents"]), f"{m['imports_bytes'] / 1e6:.0f}",
+                      f"{m['peak_bytes'] / 1e6:.0f}", f"{per_agent:.0f}")
+    return table
+
+
+def targets_table(targets: list[Target]) -> Table:
+    table = Table(title="Targets", box=TABLE_BOX)
+    for header in ("target", "measured", "met"):
+        table.add_column(header)
+    for t in targets:
+        table.add_row(t.name, t.measured, "n/a" if t.met is None else ("yes" if t.met else "NO"))
+    return table
+
+
+def machine_summary() -> dict:
+    return {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
+            "machine": platform.machine(), "processor": cpu_model(), "cpus": os.cpu_count()}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# ---- command line ----
+
+def count(text: str) -> int:
+    """A positive whole number, written ``1000000`` or ``1e6``."""
+    value = float(text)
+    if value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(value)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke run: agents {', '.join(map(count_label, QUICK_SIZES))}, "
+                             f"K={', '.join(map(str, QUICK_BIDDERS))}, {count_label(QUICK_AUCTIONS)} auctions")
+    parser.add_argument("--sizes", type=count, nargs="+", metavar="A",
+                        help=f"agent counts (default {' '.join(map(count_label, FULL_SIZES))})")
+    parser.add_argument("--bidders", type=count, nargs="+", metavar="K",
+                        help=f"bidders per auction (default {' '.join(map(str, FULL_BIDDERS))})")
+    parser.add_argument("--auctions", type=count, metavar="N",
+                        help=f"auctions per round (default {count_label(FULL_AUCTIONS)})")
+    parser.add_argument("--mechanisms", nargs="+", choices=MECHANISMS, default=list(MECHANISMS))
+    parser.add_argument("--repeats", type=count, default=3, help="timed rounds; the best counts (default 3)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also save the results as JSON")
+    parser.add_argument("--memory-child", type=count, metavar="A", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.sizes = args.sizes or list(QUICK_SIZES if args.quick else FULL_SIZES)
+    args.bidders = args.bidders or list(QUICK_BIDDERS if args.quick else FULL_BIDDERS)
+    args.auctions = args.auctions or (QUICK_AUCTIONS if args.quick else FULL_AUCTIONS)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.memory_child:
+        memory_child(args.memory_child, args.auctions, args.seed)
+        return
+    progress = Console(stderr=True)
+    console = Console(width=None if sys.stdout.isatty() else 120)
+
+    rows = []
+    for mechanism in args.mechanisms:
+        for agents in args.sizes:
+            for bidders in args.bidders:
+                if bidders > agents:
+                    continue
+                progress.print(f"[dim]timing {mechanism}, {count_label(agents)} agents, K={bidders}[/dim]")
+                rows.append(measure_throughput(mechanism, agents, bidders, args.auctions,
+                                               args.repeats, args.seed))
+    memory = []
+    if not args.no_memory:
+        for agents in args.sizes:
+            progress.print(f"[dim]peak memory, {count_label(agents)} agents[/dim]")
+            memory.append(measure_memory(agents, args.auctions, args.seed))
+    targets = check_targets(rows, memory)
+
+    console.print(throughput_table(rows, args.auctions, args.repeats))
+    if memory:
+        console.print(memory_table(memory))
+    console.print(targets_table(targets))
+    console.print("Notes:")
+    for note in NOTES:
+        console.print(f"- {note}", soft_wrap=True)
+    summary = machine_summary()
+    console.print(f"- Machine: {summary['processor']}, {summary['cpus']} CPUs; python {summary['python']}, "
+                  f"numpy {summary['numpy']}, numba {summary['numba']}.", soft_wrap=True)
+
+    if args.json:
+        args.json.write_text(json.dumps({
+            "settings": {"auctions": args.auctions, "repeats": args.repeats, "seed": args.seed,
+                         "sizes": args.sizes, "bidders": args.bidders, "mechanisms": args.mechanisms,
+                         "reserve": RESERVE, "budget": [BUDGET_LOW, BUDGET_HIGH],
+                         "values_lognormal": [VALUE_MEAN_LOG, VALUE_SIGMA_LOG]},
+            "machine": summary,
+            "throughput": [r.to_json() for r in rows],
+            "memory": memory,
+            "targets": [asdict(t) for t in targets],
+            "notes": list(NOTES),
+        }, indent=2) + "\n")
+        progress.print(f"[dim]saved {args.json}[/dim]")
+
+
+if __name__ == "__main__":
+    main()

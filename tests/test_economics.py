@@ -8,6 +8,7 @@ distribution is exact, so no extra bias term is needed.
 import math
 
 import numpy as np
+import polars as pl
 import pytest
 
 import bidscape
@@ -70,16 +71,10 @@ def test_reserve_raises_second_price_revenue_as_theory_says(n, reserve, tmp_path
 def test_truthful_second_price_winner_never_pays_more_than_value(tmp_path):
     scenario = single_population(8, "truthful", reserve=0.2, participation="sampled", size=200,
                                  auctions=50_000, budget={"dist": "uniform", "low": 0.5, "high": 5.0})
-    auctions = bidscape.run(scenario, out=tmp_path / "run").auctions.filter(bidscape_sold())
+    auctions = bidscape.run(scenario, out=tmp_path / "run").auctions.filter(pl.col("winner") >= 0)
     assert auctions.height > 0
     assert (auctions["price"] <= auctions["winner_value"]).all()
     assert (auctions["price"] >= 0.2).all()
-
-
-def bidscape_sold():
-    import polars as pl
-
-    return pl.col("winner") >= 0
 
 
 @pytest.mark.parametrize("mechanism", ["first_price", "second_price"])

@@ -19,6 +19,13 @@ def run(*args, **kwargs):
     return _run(*args, **kwargs)
 
 
+def check_mechanism(*args, **kwargs):
+    """Check a mechanism's invariants; see ``bidscape.mechanisms.conformance.check_mechanism``."""
+    from bidscape.mechanisms.conformance import check_mechanism as _check
+
+    return _check(*args, **kwargs)
+
+
 def __getattr__(name: str):
     if name == "Run":
         from bidscape.api import Run
@@ -27,4 +34,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'bidscape' has no attribute '{name}'")
 
 
-__all__ = ["Scenario", "InputError", "run", "Run", "__version__"]
+__all__ = ["Scenario", "InputError", "run", "Run", "check_mechanism", "__version__"]

@@ -101,7 +101,8 @@ def run(scenario: Scenario | str | Path, out: Optional[str | Path] = None, *, ov
     if out is None:
         out = Path(tempfile.mkdtemp(prefix=f"bidscape-{scenario.run.name}-"))
     names = [p.name for p in scenario.populations]
-    with Recorder(Path(out), scenario.to_dict(), names, __version__, overwrite) as recorder:
+    channels = tuple(c.name for c in scenario.resolved_channels())
+    with Recorder(Path(out), scenario.to_dict(), names, __version__, overwrite, channels) as recorder:
         simulation = Simulation(scenario)
         totals = _Totals(simulation)
         with _progress_bar(scenario, progress) as advance:
@@ -171,4 +172,5 @@ def _progress_bar(scenario: Scenario, enabled: bool):
         return nullcontext(None)
     from bidscape.progress import auction_progress
 
-    return auction_progress(scenario.run.rounds * scenario.run.auctions_per_round)
+    per_round = sum(c.auctions_per_round for c in scenario.resolved_channels())
+    return auction_progress(scenario.run.rounds * per_round)

@@ -19,6 +19,7 @@ import fnmatch
 import tomllib
 import typing
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -45,14 +46,30 @@ class RunSection(_Section):
 class MechanismSection(_Section):
     type: str = "second_price"
     reserve: float = Field(0.0, ge=0, allow_inf_nan=False)
+    soft_floor: float = Field(0.0, ge=0, allow_inf_nan=False)
     slot_ctrs: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
+    pricing: Literal["click", "impression"] = "click"
 
     @field_validator("slot_ctrs")
     @classmethod
     def _non_negative(cls, ctrs: list[float]) -> list[float]:
-        if any(c < 0 for c in ctrs):
-            raise ValueError(f"click-through rates must be >= 0 (got {ctrs}); use 0 or more for each slot")
+        if any(not 0 <= c <= 1 for c in ctrs):
+            raise ValueError(f"click-through rates must be between 0 and 1 (got {ctrs}); "
+                             "write probabilities, e.g. [0.3, 0.2, 0.1]")
         return ctrs
+
+
+class MechanismOverrides(_Section):
+    """A channel's changes to ``[mechanism]``: unset fields follow the scenario's mechanism."""
+
+    type: Optional[str] = None
+    reserve: Optional[float] = Field(None, ge=0, allow_inf_nan=False)
+    soft_floor: Optional[float] = Field(None, ge=0, allow_inf_nan=False)
+    slot_ctrs: Optional[list[float]] = Field(None, min_length=1)
+    pricing: Optional[Literal["click", "impression"]] = None
+
+    _ctrs = field_validator("slot_ctrs")(classmethod(lambda cls, v: v if v is None
+                                                     else MechanismSection._non_negative(v)))
 
 
 class MarketSection(_Section):
@@ -73,7 +90,43 @@ class Population(_Section):
     values: Distribution
     value_scale: Distribution = Constant(dist="constant", value=1.0)
     budget: Optional[Distribution] = None
+    quality: Distribution = Constant(dist="constant", value=1.0)
+    reserve: Optional[Distribution] = None
+    channel_budget_shares: dict[str, float] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("channel_budget_shares")
+    @classmethod
+    def _shares(cls, shares: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in shares.items() if not 0 < v <= 1}
+        if bad:
+            raise ValueError(f"channel budget shares must be in (0, 1] (got {bad}); "
+                             "write the share of the total budget the channel may spend, e.g. 0.6")
+        return shares
+
+
+class Channel(_Section):
+    """An exchange with its own mechanism, reserve and traffic; unset fields follow the top level."""
+
+    name: str = Field(min_length=1)
+    auctions_per_round: Optional[int] = Field(None, ge=1)
+    bidders_per_auction: Optional[int | Literal["all"]] = None
+    populations: Optional[list[str]] = Field(None, min_length=1)
+    mechanism: MechanismOverrides = Field(default_factory=MechanismOverrides)
+
+    _bidders = field_validator("bidders_per_auction", mode="before")(classmethod(
+        lambda cls, v: v if v is None else MarketSection._positive_or_all(v)))
+
+
+@dataclass(frozen=True)
+class ResolvedChannel:
+    """A channel as it runs: the top-level defaults with the channel's own settings on top."""
+
+    name: str
+    mechanism: MechanismSection
+    auctions_per_round: int
+    bidders_per_auction: int | Literal["all"]
+    populations: tuple[int, ...]  # indices of the populations taking part
 
 
 class Event(_Section):
@@ -86,6 +139,7 @@ class Scenario(_Section):
     mechanism: MechanismSection = Field(default_factory=MechanismSection)
     market: MarketSection = Field(default_factory=MarketSection)
     populations: list[Population] = Field(min_length=1)
+    channels: list[Channel] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
 
     # ---- construction ----
@@ -136,6 +190,25 @@ class Scenario(_Section):
     @property
     def total_agents(self) -> int:
         return sum(p.size for p in self.populations)
+
+    def resolved_channels(self) -> list[ResolvedChannel]:
+        """The channels to run; without ``[[channels]]``, one channel named "main"."""
+        everyone = tuple(range(len(self.populations)))
+        if not self.channels:
+            return [ResolvedChannel("main", self.mechanism, self.run.auctions_per_round,
+                                    self.market.bidders_per_auction, everyone)]
+        names = [p.name for p in self.populations]
+        resolved = []
+        for channel in self.channels:
+            changes = channel.mechanism.model_dump(exclude_none=True)
+            resolved.append(ResolvedChannel(
+                channel.name,
+                self.mechanism.model_copy(update=changes),
+                channel.auctions_per_round or self.run.auctions_per_round,
+                channel.bidders_per_auction or self.market.bidders_per_auction,
+                tuple(names.index(n) for n in channel.populations) if channel.populations else everyone,
+            ))
+        return resolved
 
     def strategy_params(self, population: Population) -> BaseModel:
         from bidscape.bidders import STRATEGIES
@@ -200,6 +273,7 @@ def _list_index(items: list[Any], part: str, where: str) -> int:
 SETTABLE_DURING_RUN = (
     "mechanism.*", "market.*", "run.auctions_per_round", "run.auction_sample_rate",
     "populations.*.params.*", "populations.*.values", "populations.*.values.*",
+    "channels.*.mechanism.*", "channels.*.auctions_per_round", "channels.*.bidders_per_auction",
 )
 
 
@@ -210,6 +284,17 @@ def _check_semantics(scenario: Scenario) -> list[Problem]:
     problems: list[Problem] = []
     if scenario.mechanism.type not in MECHANISMS:
         problems.append(MECHANISMS.unknown(scenario.mechanism.type, "mechanism.type"))
+    problems.extend(_check_channels(scenario))
+    for i, channel in enumerate([] if problems else scenario.resolved_channels()):
+        where = f"channels[{i}].mechanism" if scenario.channels else "mechanism"
+        problems.extend(_check_mechanism_settings(channel.mechanism, where))
+        agents = sum(scenario.populations[p].size for p in channel.populations)
+        bidders = channel.bidders_per_auction
+        if bidders != "all" and bidders > agents:
+            field = f"channels[{i}].bidders_per_auction" if scenario.channels else "market.bidders_per_auction"
+            problems.append(Problem(field, f"{bidders} bidders per auction but only {agents} agents"
+                                    + (f" in channel '{channel.name}'" if scenario.channels else ""),
+                                    f'use at most {agents}, or "all"'))
     seen: set[str] = set()
     for i, population in enumerate(scenario.populations):
         where = f"populations[{i}]"
@@ -229,11 +314,52 @@ def _check_semantics(scenario: Scenario) -> list[Problem]:
         if strategy.needs_budget and population.budget is None:
             problems.append(Problem(f"{where}.budget", f"strategy '{population.strategy}' needs a budget",
                                     'add e.g. budget = { dist = "uniform", low = 50.0, high = 150.0 }'))
-    bidders = scenario.market.bidders_per_auction
-    if bidders != "all" and bidders > scenario.total_agents:
-        problems.append(Problem("market.bidders_per_auction",
-                                f"{bidders} bidders per auction but only {scenario.total_agents} agents",
-                                f'use at most {scenario.total_agents}, or "all"'))
+        if population.quality.quantile_table(1)[0] <= 0:
+            problems.append(Problem(f"{where}.quality", "quality scores must be positive",
+                                    "use a distribution above 0, e.g. { dist = \"constant\", value = 1.0 }"))
+        channel_names = [c.name for c in scenario.channels]
+        for channel_name in population.channel_budget_shares:
+            if channel_name not in channel_names:
+                problems.append(Problem(f"{where}.channel_budget_shares.{channel_name}",
+                                        f"no channel named '{channel_name}'",
+                                        f"{did_you_mean(channel_name, channel_names)}"
+                                        + (f"use one of: {', '.join(channel_names)}" if channel_names
+                                           else "add [[channels]] to the scenario, or remove the share")))
+    return problems
+
+
+def _check_mechanism_settings(mechanism: MechanismSection, where: str) -> list[Problem]:
+    from bidscape.mechanisms import MECHANISMS
+
+    problems: list[Problem] = []
+    if mechanism.type not in MECHANISMS:
+        return [MECHANISMS.unknown(mechanism.type, f"{where}.type")]
+    if 0 < mechanism.soft_floor < mechanism.reserve:
+        problems.append(Problem(f"{where}.soft_floor", f"soft floor {mechanism.soft_floor:g} is below the hard "
+                                f"floor (reserve {mechanism.reserve:g}) and would have no effect",
+                                "set soft_floor >= reserve, or 0 for none"))
+    if MECHANISMS.get(mechanism.type).kind == "position":
+        ctrs = mechanism.slot_ctrs
+        if any(c <= 0 for c in ctrs) or any(a < b for a, b in zip(ctrs, ctrs[1:])):
+            problems.append(Problem(f"{where}.slot_ctrs", f"position auctions need click-through rates that "
+                                    f"are positive and do not increase down the page (got {ctrs})",
+                                    "list them from the top slot down, e.g. [0.3, 0.2, 0.1]"))
+    return problems
+
+
+def _check_channels(scenario: Scenario) -> list[Problem]:
+    problems: list[Problem] = []
+    names = [p.name for p in scenario.populations]
+    seen: set[str] = set()
+    for i, channel in enumerate(scenario.channels):
+        if channel.name in seen:
+            problems.append(Problem(f"channels[{i}].name", f"channel name '{channel.name}' is used twice",
+                                    "give each channel its own name"))
+        seen.add(channel.name)
+        for name in channel.populations or []:
+            if name not in names:
+                problems.append(Problem(f"channels[{i}].populations", f"no population named '{name}'",
+                                        f"{did_you_mean(name, names)}use one of: {', '.join(names)}"))
     return problems
 
 

@@ -105,7 +105,7 @@ BAD_INPUT = [
     # ---- unknown names ----
     case("unknown-mechanism", "mechanism.type",
          ["mechanism.type", "unknown mechanism 'second_prize'", "did you mean 'second_price'",
-          "first_price, second_price", "bidscape list mechanisms"],
+          "first_price, gsp, second_price", "bidscape list mechanisms"],
          replace=[('type = "second_price"', 'type = "second_prize"')]),
     case("unknown-strategy", "populations[0].strategy",
          ["populations[0].strategy", "unknown strategy 'truthfull'", "did you mean 'truthful'",

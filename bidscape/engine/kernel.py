@@ -2,23 +2,30 @@
 
 State layout (struct of arrays, one row per agent, agents of all populations concatenated):
 
-- ``bid_state[A, 2]``: ``[bid_factor, remaining_budget]``, the only state the clearing loop
-  reads per bid (16 bytes, one cache line), with ``bid_factor = multiplier * value_scale``.
-- ``outcome_state[A, 4]``: ``[value_scale, spend, wins, value]`` of the current round,
-  touched only for winners, in a second pass.
+- ``bid_state[A, 4]``: ``[bid_factor, remaining_budget, quality, reserve]``, everything the
+  clearing loop reads per bid, in one 32-byte row (one cache line per random gather),
+  with ``bid_factor = multiplier * value_scale`` and ``reserve`` the agent's personal
+  reserve (0 when none).
+- ``outcome_state[A, 5]`` (one per channel): ``[value_scale, spend, wins, value, clicks]``
+  of the current round, touched only for winners, in a second pass.
 
-A bid is ``min(bid_factor * v, remaining_budget)`` where ``v`` is the bidder's base value
-for the auction (drawn from its population's quantile table); its value is
-``value_scale * v``. Auctions are cleared one by one in arrival order, and the winner's
-remaining budget is charged before the next auction, so no bid exceeds the remaining
-budget and no bidder spends more than its budget (exact mode).
+A bid is ``min(bid_factor * v, remaining_budget[, channel_cap])`` where ``v`` is the
+bidder's base value for the auction (drawn from its population's quantile table); its
+value is ``value_scale * v``. A bid below the bidder's personal reserve does not take
+part. Auctions are cleared one by one in arrival order, and each payment is charged
+before the next auction, so no bid exceeds the remaining budget and no bidder spends
+more than its budget (exact mode).
 
-Single-item mechanisms meet the kernel as two price weights: the winner pays
-``max(top_weight * top_bid + second_weight * second_bid, reserve)``, with weights >= 0
-summing to at most 1 so that no price exceeds the winning bid (first price: 1, 0; second
-price: 0, 1). Plain numbers rather than a compiled callback: a function-pointer call
-per auction measured 30% slower here (it stops LLVM keeping the loop's state in
-registers), and numba cannot cache a kernel specialised on a Python function.
+Single-item rules meet the kernel as a small array of numbers (``SingleItemAuction.rule``):
+the winner pays ``max(w1 * top + w2 * second + w3 * third, reserve, own reserve)``, or
+its own bid when the top bid is below the soft floor; in an all-pay auction every
+bidder at or above the reserve also pays its bid. Plain numbers rather than a compiled
+callback: a function-pointer call per auction measured 30% slower here (it stops LLVM
+keeping the loop's state in registers), and numba cannot cache a kernel specialised on a
+Python function.
+
+Participants are drawn from a channel's ``ranges`` (``int64[R, 3]``: first agent, count,
+population), uniformly over the agents they cover, without repetition.
 
 Ties: with sampled participants, the highest bid in the lowest slot wins. Slots hold a
 uniformly random ordering of the drawn participants (and their values are i.i.d.
@@ -42,20 +49,17 @@ from bidscape.engine.rng import (
     to_unit,
 )
 
-BID_FACTOR, REMAINING = 0, 1
-VALUE_SCALE, SPEND, WINS, VALUE = 0, 1, 2, 3
+BID_FACTOR, REMAINING, QUALITY, RESERVE = 0, 1, 2, 3
+BID_COLUMNS = 4
+VALUE_SCALE, SPEND, WINS, VALUE, CLICKS = 0, 1, 2, 3, 4
+OUTCOME_COLUMNS = 5
+
+# single-item price rule (SingleItemAuction.rule)
+TOP_W, SECOND_W, THIRD_W, RULE_RESERVE, RULE_SOFT_FLOOR = 0, 1, 2, 3, 4
 
 LOOKAHEAD = 8  # auctions drawn (and prefetched) ahead of the one being cleared
 RING = 16  # slots of the participant ring buffer, > LOOKAHEAD
 SCAN_DEDUP_MAX = 16  # above this many bidders, duplicates are found with a mark array
-
-
-@njit(cache=True, inline="always")
-def population_of(agent, population_start):
-    p = 0
-    for q in range(1, population_start.shape[0] - 1):
-        p += agent >= population_start[q]
-    return p
 
 
 @njit(cache=True, inline="always")
@@ -68,7 +72,27 @@ def draw_value(key_of_auction, slot, population, value_tables):
 
 
 @njit(cache=True, inline="always")
-def _draw_participants(key_of_auction, n_agents, bidders, ring, offset, marked, bid_state):
+def eligible_agents(ranges):
+    total = 0
+    for q in range(ranges.shape[0]):
+        total += ranges[q, 1]
+    return total
+
+
+@njit(cache=True, inline="always")
+def _agent_at(index, ranges):
+    """The agent at position ``index`` of the concatenated ranges, and its population."""
+    for q in range(ranges.shape[0] - 1):
+        if index < ranges[q, 1]:
+            return ranges[q, 0] + index, ranges[q, 2]
+        index -= ranges[q, 1]
+    last = ranges.shape[0] - 1
+    return ranges[last, 0] + index, ranges[last, 2]
+
+
+@njit(cache=True, inline="always")
+def draw_participants(key_of_auction, n_eligible, ranges, bidders, ring, ring_population, offset,
+                      marked, bid_state):
     """Fill ``ring[offset:offset+bidders]`` with distinct agents and prefetch their rows.
 
     Slot ``j`` tries draws ``j, j + bidders, j + 2 * bidders, ...`` of the participant
@@ -78,7 +102,8 @@ def _draw_participants(key_of_auction, n_agents, bidders, ring, offset, marked, 
     for j in range(bidders):
         attempt = j
         while True:
-            agent = int64(to_unit(draw_u64(key_of_auction, STREAM_PARTICIPANT, attempt)) * n_agents)
+            index = int64(to_unit(draw_u64(key_of_auction, STREAM_PARTICIPANT, attempt)) * n_eligible)
+            agent, population = _agent_at(index, ranges)
             if use_marks:
                 duplicate = marked[agent] != 0
             else:
@@ -89,6 +114,7 @@ def _draw_participants(key_of_auction, n_agents, bidders, ring, offset, marked, 
                 break
             attempt += bidders
         ring[offset + j] = agent
+        ring_population[offset + j] = population
         if use_marks:
             marked[agent] = 1
         prefetch_row(bid_state, agent)
@@ -98,13 +124,40 @@ def _draw_participants(key_of_auction, n_agents, bidders, ring, offset, marked, 
 
 
 @njit(cache=True, inline="always")
-def _settle(top_weight, second_weight, r, agent, top, second, winner_base_value, reserve, bid_state,
+def bid_of(agent, v, bid_state, cap, personal):
+    """The agent's bid for base value ``v``: 0 when below its personal reserve."""
+    bid = min(bid_state[agent, BID_FACTOR] * v, bid_state[agent, REMAINING])
+    if cap is not None:
+        bid = min(bid, cap[agent])
+    if personal is not None:
+        bid = bid if bid >= bid_state[agent, RESERVE] else 0.0
+    return bid
+
+
+@njit(cache=True, inline="always")
+def charge(agent, amount, bid_state, cap):
+    bid_state[agent, REMAINING] -= amount
+    if cap is not None:
+        cap[agent] -= amount
+
+
+@njit(cache=True, inline="always")
+def single_price(rule, top, second, third, own_reserve):
+    """What the winner of a single-item auction pays (``top`` is at or above the reserve)."""
+    if top < rule[RULE_SOFT_FLOOR]:  # between the hard and the soft floor: pay your bid
+        return top
+    paid = rule[TOP_W] * top + rule[SECOND_W] * second + rule[THIRD_W] * third
+    return max(paid, rule[RULE_RESERVE], rule[RULE_SOFT_FLOOR], own_reserve)
+
+
+@njit(cache=True, inline="always")
+def _settle(rule, r, agent, top, second, third, winner_base_value, bid_state, cap,
             winner, price, top_bid, second_bid, winner_value):
     top_bid[r] = top
     second_bid[r] = second
-    if agent >= 0 and top >= reserve:
-        paid = max(top_weight * top + second_weight * second, reserve)
-        bid_state[agent, REMAINING] -= paid
+    if agent >= 0 and top > 0.0 and top >= rule[RULE_RESERVE]:
+        paid = single_price(rule, top, second, third, bid_state[agent, RESERVE])
+        charge(agent, paid, bid_state, cap)
         winner[r] = agent
         price[r] = paid
         winner_value[r] = winner_base_value
@@ -114,86 +167,141 @@ def _settle(top_weight, second_weight, r, agent, top, second, winner_base_value,
         winner_value[r] = 0.0
 
 
+@njit(cache=True, inline="always")
+def _all_pay_losers(rule, agents, bids, offset, count, winner_agent, bid_state, cap, outcome_state):
+    """In an all-pay auction every other bidder at or above the reserve pays its bid too."""
+    paid = 0.0
+    for j in range(count):
+        agent = agents[offset + j]
+        bid = bids[j]
+        if agent != winner_agent and bid > 0.0 and bid >= rule[RULE_RESERVE]:
+            charge(agent, bid, bid_state, cap)
+            outcome_state[agent, SPEND] += bid
+            paid += bid
+    return paid
+
+
 @njit(cache=True)
-def clear_sampled(top_weight, second_weight, key_of_round, first_auction, n_auctions, bidders, bid_state,
-                  population_start, value_tables, reserve, marked,
-                  winner, price, top_bid, second_bid, winner_value):
-    """Clear ``n_auctions`` auctions with ``bidders`` participants drawn uniformly each."""
-    n_agents = bid_state.shape[0]
+def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state, value_tables, marked,
+                  winner, price, top_bid, second_bid, winner_value, others_paid, cap, personal, third_bid, losers):
+    """Clear ``n_auctions`` auctions with ``bidders`` participants drawn uniformly each.
+
+    The last four arguments switch features on, and are ``None`` when off so that numba
+    compiles them out of the loop (each costs 10-50% of the speed when left in):
+    ``cap`` the channel's remaining budgets, ``personal`` personal reserves, ``third_bid``
+    tracking the third bid, ``losers`` the outcome state that all-pay losers' payments
+    go to.
+    """
+    n_eligible = eligible_agents(ranges)
+    all_pay = losers is not None
     ring = np.empty(RING * bidders, np.int64)
+    ring_population = np.empty(RING * bidders, np.int64)
+    bids = np.empty(bidders)
     for r in range(min(LOOKAHEAD, n_auctions)):
-        _draw_participants(auction_key(key_of_round, first_auction + r), n_agents, bidders,
-                           ring, (r % RING) * bidders, marked, bid_state)
+        draw_participants(auction_key(key_of_round, first_auction + r), n_eligible, ranges, bidders,
+                          ring, ring_population, (r % RING) * bidders, marked, bid_state)
     for r in range(n_auctions):
         ahead = r + LOOKAHEAD
         if ahead < n_auctions:
-            _draw_participants(auction_key(key_of_round, first_auction + ahead), n_agents,
-                               bidders, ring, (ahead % RING) * bidders, marked, bid_state)
+            draw_participants(auction_key(key_of_round, first_auction + ahead), n_eligible, ranges,
+                              bidders, ring, ring_population, (ahead % RING) * bidders, marked, bid_state)
         key = auction_key(key_of_round, first_auction + r)
         offset = (r % RING) * bidders
         top = 0.0
         second = 0.0
+        third = 0.0
         best = -1
         best_value = 0.0
         for j in range(bidders):
             agent = ring[offset + j]
-            v = draw_value(key, j, population_of(agent, population_start), value_tables)
-            bid = min(bid_state[agent, BID_FACTOR] * v, bid_state[agent, REMAINING])
-            # branchless top two: a tie with the top bid keeps the earlier slot
+            v = draw_value(key, j, ring_population[offset + j], value_tables)
+            bid = bid_of(agent, v, bid_state, cap, personal)
+            if losers is not None:
+                bids[j] = bid
+            # branchless top two (three): a tie with the top bid keeps the earlier slot
             higher = bid > top
+            if third_bid is not None:
+                third = max(third, min(bid, second))
             second = max(second, min(bid, top))
             best = j if higher else best
             best_value = v if higher else best_value
             top = max(top, bid)
         agent = ring[offset + best] if best >= 0 else -1
-        _settle(top_weight, second_weight, r, agent, top, second, best_value, reserve, bid_state,
+        _settle(rule, r, agent, top, second, third, best_value, bid_state, cap,
                 winner, price, top_bid, second_bid, winner_value)
+        if losers is not None:
+            others_paid[r] = _all_pay_losers(rule, ring, bids, offset, bidders, winner[r], bid_state, cap, losers)
+        else:
+            others_paid[r] = 0.0
 
 
 @njit(cache=True)
-def clear_all(top_weight, second_weight, key_of_round, first_auction, n_auctions, bid_state,
-              population_start, value_tables, reserve,
-              winner, price, top_bid, second_bid, winner_value):
-    """Clear ``n_auctions`` auctions in which every agent bids (slot = agent index)."""
-    n_populations = population_start.shape[0] - 1
+def clear_all(rule, key_of_round, first_auction, n_auctions, ranges, bid_state, value_tables,
+              winner, price, top_bid, second_bid, winner_value, others_paid, cap, personal, third_bid, losers):
+    """Clear ``n_auctions`` auctions in which every agent of ``ranges`` bids (slot = agent index).
+
+    The last four arguments are as in ``clear_sampled``.
+    """
+    all_pay = losers is not None
+    n_eligible = eligible_agents(ranges)
+    agents = np.empty(n_eligible if all_pay else 0, np.int64)
+    bids = np.empty(n_eligible if all_pay else 0)
     for r in range(n_auctions):
         key = auction_key(key_of_round, first_auction + r)
         top = 0.0
         second = 0.0
+        third = 0.0
         best = -1
         best_value = 0.0
-        for p in range(n_populations):
-            for agent in range(population_start[p], population_start[p + 1]):
+        j = 0
+        for q in range(ranges.shape[0]):
+            p = ranges[q, 2]
+            for agent in range(ranges[q, 0], ranges[q, 0] + ranges[q, 1]):
                 v = draw_value(key, agent, p, value_tables)
-                bid = min(bid_state[agent, BID_FACTOR] * v, bid_state[agent, REMAINING])
+                bid = bid_of(agent, v, bid_state, cap, personal)
+                if all_pay:
+                    agents[j] = agent
+                    bids[j] = bid
+                    j += 1
                 if bid > top:
+                    third = second
                     second = top
                     top = bid
                     best = agent
                     best_value = v
                 elif bid == top and bid > 0.0:
+                    third = second
                     second = bid
                     if draw_u64(key, STREAM_TIE, agent) > draw_u64(key, STREAM_TIE, best):
                         best = agent
                         best_value = v
                 elif bid > second:
+                    third = second
                     second = bid
-        _settle(top_weight, second_weight, r, best, top, second, best_value, reserve, bid_state,
+                elif bid > third:
+                    third = bid
+        _settle(rule, r, best, top, second, third, best_value, bid_state, cap,
                 winner, price, top_bid, second_bid, winner_value)
+        if losers is not None:
+            others_paid[r] = _all_pay_losers(rule, agents, bids, 0, n_eligible, winner[r], bid_state, cap, losers)
+        else:
+            others_paid[r] = 0.0
 
 
 @njit(cache=True)
-def accumulate_outcomes(winner, price, winner_value, outcome_state, sold, revenue, welfare):
+def accumulate_outcomes(winner, price, winner_value, others_paid, outcome_state, sold, revenue, welfare):
     """Add each sold auction to its winner's round totals and to the running market totals.
 
     Returns the updated ``(sold, revenue, welfare)``. Sums run in auction order across
-    batches, so the totals do not depend on the batch size.
+    batches, so the totals do not depend on the batch size. ``others_paid`` is what
+    bidders other than the winner paid (all-pay auctions), already in their spend.
     """
     n = winner.shape[0]
     for r in range(n):
         if r + LOOKAHEAD < n and winner[r + LOOKAHEAD] >= 0:
             prefetch_row(outcome_state, winner[r + LOOKAHEAD])
         agent = winner[r]
+        revenue += others_paid[r]
         if agent >= 0:
             value = outcome_state[agent, VALUE_SCALE] * winner_value[r]
             outcome_state[agent, SPEND] += price[r]

@@ -24,25 +24,32 @@ from bidscape.errors import InputError, Problem
 
 OUTPUT_FILES = ("manifest.json", "market.arrow", "agents.arrow", "auctions.arrow")
 
+_NAME = pa.dictionary(pa.int16(), pa.string())  # population and channel names, stored once per batch
+
 MARKET_SCHEMA = pa.schema([
     ("round", pa.int32()),
+    ("channel", pa.string()),
     ("auctions", pa.int64()),
-    ("sold", pa.int64()),
+    ("sold", pa.int64()),  # filled slot impressions (single item: auctions sold)
     ("revenue", pa.float64()),
     ("welfare", pa.float64()),
     ("mean_price", pa.float64()),
     ("reserve", pa.float64()),
+    ("soft_floor", pa.float64()),
     ("mechanism", pa.string()),
     ("bidders_per_auction", pa.int64()),
+    ("clicks", pa.int64()),  # position auctions; null for single-item auctions
+    ("slot_impressions", pa.list_(pa.int64())),  # per slot, top slot first
+    ("slot_clicks", pa.list_(pa.int64())),
+    ("slot_revenue", pa.list_(pa.float64())),
 ])
 
-AGENT_COLUMNS = ("spend", "wins", "value", "utility", "budget_remaining", "multiplier")
+AGENT_COLUMNS = ("spend", "wins", "value", "utility", "budget_remaining", "multiplier", "clicks")
 
 
-def agents_schema(population_names: list[str]) -> pa.Schema:
+def agents_schema() -> pa.Schema:
     return pa.schema(
-        [("round", pa.int32()), ("agent", pa.int64()),
-         ("population", pa.dictionary(pa.int16(), pa.string()))]
+        [("round", pa.int32()), ("agent", pa.int64()), ("population", _NAME), ("channel", _NAME)]
         + [(c, pa.float64()) for c in AGENT_COLUMNS]
         + [("agents", pa.int64())]
     )
@@ -50,12 +57,15 @@ def agents_schema(population_names: list[str]) -> pa.Schema:
 
 AUCTIONS_SCHEMA = pa.schema([
     ("round", pa.int32()),
+    ("channel", _NAME),
     ("auction", pa.int64()),
-    ("winner", pa.int64()),
-    ("price", pa.float64()),
-    ("top_bid", pa.float64()),
-    ("second_bid", pa.float64()),
+    ("slot", pa.int16()),  # one row per slot of a position auction; 0 for single-item auctions
+    ("winner", pa.int64()),  # -1 when unsold or the slot is empty
+    ("price", pa.float64()),  # what the winner paid in this auction
+    ("top_bid", pa.float64()),  # single item: the highest bid; position: the slot winner's bid
+    ("second_bid", pa.float64()),  # single item: the second bid; position: the next-ranked bid
     ("winner_value", pa.float64()),
+    ("clicks", pa.int8()),  # position auctions; null for single-item auctions
 ])
 
 
@@ -85,7 +95,7 @@ class Recorder:
     """Use as a context manager around a run; ``complete()`` marks success."""
 
     def __init__(self, out: Path, scenario: dict[str, Any], population_names: list[str],
-                 version: str, overwrite: bool = False):
+                 version: str, overwrite: bool = False, channel_names: tuple[str, ...] = ("main",)):
         self.out = Path(out)
         prepare_output_folder(self.out, overwrite)
         self.population_names = population_names
@@ -104,13 +114,14 @@ class Recorder:
         }
         self._write_manifest()
         options = ipc.IpcWriteOptions(compression="zstd")
-        self._agents_schema = agents_schema(population_names)
+        self._agents_schema = agents_schema()
         self._writers = {
             "market": ipc.new_file(self.out / "market.arrow", MARKET_SCHEMA, options=options),
             "agents": ipc.new_file(self.out / "agents.arrow", self._agents_schema, options=options),
             "auctions": ipc.new_file(self.out / "auctions.arrow", AUCTIONS_SCHEMA, options=options),
         }
         self._population_dictionary = pa.array(population_names, pa.string())
+        self._channel_dictionary = pa.array(list(channel_names), pa.string())
 
     def __enter__(self) -> "Recorder":
         return self
@@ -124,14 +135,17 @@ class Recorder:
     def write_market(self, columns: dict[str, Any]) -> None:
         self._write("market", pa.record_batch(columns, schema=MARKET_SCHEMA))
 
-    def write_agents(self, columns: dict[str, Any], population_codes) -> None:
+    def write_agents(self, columns: dict[str, Any], population_codes, channel_codes) -> None:
         population = pa.DictionaryArray.from_arrays(pa.array(population_codes, pa.int16()),
                                                     self._population_dictionary)
-        batch = pa.record_batch({**columns, "population": population}, schema=self._agents_schema)
+        channel = pa.DictionaryArray.from_arrays(pa.array(channel_codes, pa.int16()), self._channel_dictionary)
+        batch = pa.record_batch({**columns, "population": population, "channel": channel},
+                                schema=self._agents_schema)
         self._write("agents", batch)
 
     def write_auctions(self, columns: dict[str, Any]) -> None:
-        self._write("auctions", pa.record_batch(columns, schema=AUCTIONS_SCHEMA))
+        channel = pa.DictionaryArray.from_arrays(pa.array(columns["channel"], pa.int16()), self._channel_dictionary)
+        self._write("auctions", pa.record_batch({**columns, "channel": channel}, schema=AUCTIONS_SCHEMA))
 
     def _write(self, name: str, batch: pa.RecordBatch) -> None:
         if batch.num_rows:

@@ -1,36 +1,53 @@
-"""Plain-Python reference implementation of a round of single-item auctions.
+"""Plain-Python reference implementation of a batch of auctions of one channel.
 
-Slow and written for reading: the jitted kernels in ``bidscape.engine.kernel`` must give
-exactly the same winners, prices and budgets on any instance (``tests/test_kernel.py``).
-It shares only the random numbers (the hash in ``bidscape.engine.rng``) and the value
-table lookup with the kernel; participant choice, bids, allocation, tie-breaking,
-pricing and budget accounting are written again here.
+Slow and written for reading: the jitted kernels in ``bidscape.engine.kernel`` and
+``bidscape.engine.positions`` must give exactly the same winners, prices, clicks and
+budgets on any instance (``tests/test_kernel.py``, ``bidscape.check_mechanism``). It
+shares only the random numbers (the hash in ``bidscape.engine.rng``) with the kernels;
+participant choice, value lookup, bids, reserves, ranking, tie-breaking, pricing (each
+mechanism's own ``reference_price`` function) and budget accounting are written again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from bidscape.engine.rng import (
     STREAM_PARTICIPANT,
+    STREAM_SAMPLE,
     STREAM_TIE,
     STREAM_VALUE,
     py_auction_key,
     py_draw_u64,
-    py_round_key,
     py_to_unit,
 )
-from bidscape.mechanisms.base import SingleItemAuction
+from bidscape.mechanisms.base import MechanismSettings, PositionAuction, SingleItemAuction
 
 
 @dataclass
-class Outcome:
-    winner: int  # -1 when unsold
+class ReferenceMarket:
+    """A channel's agents as plain lists; ``remaining``, ``cap`` and ``spend`` change in place."""
+
+    ranges: list[tuple[int, int, int]]  # (first agent, count, population)
+    bid_factor: list[float]
+    remaining: list[float]
+    quality: list[float]
+    personal_reserve: list[float]
+    value_tables: list[list[float]]
+    cap: list[float] | None = None  # per-agent channel budget left, when the channel has one
+    others_spend: list[float] = field(default_factory=list)  # all-pay payments of non-winners
+
+
+@dataclass
+class SlotOutcome:
+    winner: int  # -1 when unfilled
     price: float
-    top_bid: float
-    second_bid: float
-    winner_value: float  # the winner's base value (before its value scale)
+    bid: float
+    next_bid: float
+    value: float  # the winner's base value
+    clicks: int = 0
+    others_paid: float = 0.0  # all-pay: what the other bidders paid in this auction
 
 
 def reference_value(key: int, slot: int, table: Sequence[float]) -> float:
@@ -40,81 +57,145 @@ def reference_value(key: int, slot: int, table: Sequence[float]) -> float:
     return table[k] + (x - k) * (table[k + 1] - table[k])
 
 
-def reference_participants(key: int, n_agents: int, bidders: int) -> list[int]:
-    chosen: list[int] = []
+def reference_participants(key: int, ranges: Sequence[tuple[int, int, int]], bidders: int) -> list[tuple[int, int]]:
+    """``bidders`` distinct (agent, population) pairs, uniform over the ranges' agents."""
+    pool = [(first + i, population) for first, count, population in ranges for i in range(count)]
+    chosen: list[tuple[int, int]] = []
     for slot in range(bidders):
         attempt = slot
         while True:
-            agent = int(py_to_unit(py_draw_u64(key, STREAM_PARTICIPANT, attempt)) * n_agents)
-            if agent not in chosen:
+            pick = pool[int(py_to_unit(py_draw_u64(key, STREAM_PARTICIPANT, attempt)) * len(pool))]
+            if pick not in chosen:
                 break
             attempt += bidders
-        chosen.append(agent)
+        chosen.append(pick)
     return chosen
 
 
-def reference_round(
-    mechanism: SingleItemAuction,
-    run_key: int,
-    round_index: int,
-    first_auction: int,
-    n_auctions: int,
-    bidders: int | str,
-    bid_factor: Sequence[float],
-    remaining_budget: list[float],  # charged in place
-    population_start: Sequence[int],
-    value_tables: Sequence[Sequence[float]],
-    reserve: float,
-) -> list[Outcome]:
-    n_agents = len(bid_factor)
-
-    def population(agent: int) -> int:
-        return max(p for p in range(len(population_start) - 1) if population_start[p] <= agent)
-
-    outcomes = []
-    round_key = py_round_key(run_key, round_index)
+def reference_batch(mechanism, settings: MechanismSettings, market: ReferenceMarket, key_of_round: int,
+                    first_auction: int, n_auctions: int, bidders: int | str) -> list[list[SlotOutcome]]:
+    """Clear auctions ``first_auction ...`` in order; one list of slot outcomes per auction."""
+    if not market.others_spend:
+        market.others_spend = [0.0] * len(market.bid_factor)
+    results = []
     for auction in range(first_auction, first_auction + n_auctions):
-        key = py_auction_key(round_key, auction)
+        key = py_auction_key(key_of_round, auction)
         if bidders == "all":
-            agents = list(range(n_agents))
+            entrants = [(first + i, p) for first, count, p in market.ranges for i in range(count)]
+            slot_of = [agent for agent, _ in entrants]  # value stream index = agent index
         else:
-            agents = reference_participants(key, n_agents, int(bidders))
-        # slot j holds agents[j]; its value is drawn from slot j's value stream
-        values = [reference_value(key, j, value_tables[population(a)]) for j, a in enumerate(agents)]
-        bids = [min(bid_factor[a] * v, remaining_budget[a]) for a, v in zip(agents, values)]
-        top = max(bids)
-        second = sorted(bids)[-2] if len(bids) > 1 else 0.0
-        second = max(second, 0.0)
-        if top <= 0.0 or top < reserve:
-            outcomes.append(Outcome(-1, 0.0, max(top, 0.0), second, 0.0))
+            entrants = reference_participants(key, market.ranges, int(bidders))
+            slot_of = list(range(len(entrants)))
+        values = [reference_value(key, slot_of[j], market.value_tables[p]) for j, (_, p) in enumerate(entrants)]
+        bids = [_bid(market, agent, v) for (agent, _), v in zip(entrants, values)]
+        if bidders == "all":
+            priority = [py_draw_u64(key, STREAM_TIE, agent) for agent, _ in entrants]
+        else:
+            priority = [-j for j in range(len(entrants))]  # the earlier slot wins a tie
+        if isinstance(mechanism, SingleItemAuction):
+            results.append([_single_item(mechanism, settings, market, entrants, values, bids, priority)])
+        elif isinstance(mechanism, PositionAuction):
+            results.append(_position(mechanism, settings, market, key, entrants, values, bids, bidders))
+        else:
+            raise TypeError(f"no reference for {type(mechanism).__name__}")
+    return results
+
+
+def _bid(market: ReferenceMarket, agent: int, value: float) -> float:
+    bid = min(market.bid_factor[agent] * value, market.remaining[agent])
+    if market.cap is not None:
+        bid = min(bid, market.cap[agent])
+    return bid if bid >= market.personal_reserve[agent] else 0.0
+
+
+def _charge(market: ReferenceMarket, agent: int, amount: float) -> None:
+    assert amount <= market.remaining[agent], "exact budgets: a payment never exceeds the budget left"
+    market.remaining[agent] -= amount
+    if market.cap is not None:
+        market.cap[agent] -= amount
+
+
+def _single_item(mechanism: SingleItemAuction, settings, market, entrants, values, bids, priority) -> SlotOutcome:
+    ordered = sorted(bids, reverse=True) + [0.0, 0.0]
+    top, second, third = ordered[0], max(ordered[1], 0.0), max(ordered[2], 0.0)
+    if top <= 0.0 or top < settings.reserve:
+        return SlotOutcome(-1, 0.0, max(top, 0.0), second, 0.0)
+    tied = [j for j, b in enumerate(bids) if b == top]
+    j = max(tied, key=lambda i: priority[i])
+    agent = entrants[j][0]
+    if top < settings.soft_floor:
+        price = top  # between the hard and the soft floor the winner pays its bid
+    else:
+        price = max(mechanism.reference_price(top, second, third), settings.reserve, settings.soft_floor,
+                    market.personal_reserve[agent])
+    assert 0.0 <= price <= top
+    _charge(market, agent, price)
+    others_paid = 0.0
+    if mechanism.all_pay:
+        for (other, _), bid in zip(entrants, bids):
+            if other != agent and bid > 0.0 and bid >= settings.reserve:
+                _charge(market, other, bid)
+                market.others_spend[other] += bid
+                others_paid += bid
+    return SlotOutcome(agent, price, top, second, values[j], others_paid=others_paid)
+
+
+def _position(mechanism: PositionAuction, settings, market, key, entrants, values, bids, bidders) -> list[SlotOutcome]:
+    ctrs = list(settings.slot_ctrs)
+    taking_part = [j for j, b in enumerate(bids) if b > 0.0 and b >= settings.reserve]
+    score = {j: bids[j] * market.quality[entrants[j][0]] for j in taking_part}
+    if bidders == "all":
+        tie = {j: py_draw_u64(key, STREAM_TIE, entrants[j][0]) >> 2 for j in taking_part}
+    else:
+        tie = {j: -j for j in taking_part}
+    ranking = sorted(taking_part, key=lambda j: (score[j], tie[j]), reverse=True)
+    outcomes = []
+    for s in range(len(ctrs)):
+        next_bid = bids[ranking[s + 1]] if s + 1 < len(ranking) else 0.0
+        if s >= len(ranking):
+            outcomes.append(SlotOutcome(-1, 0.0, 0.0, next_bid, 0.0))
             continue
-        tied = [j for j, b in enumerate(bids) if b == top]
-        if bidders == "all":
-            slot = max(tied, key=lambda j: py_draw_u64(key, STREAM_TIE, agents[j]))
+        j = ranking[s]
+        agent = entrants[j][0]
+        quality = market.quality[agent]
+        if bids[j] < settings.soft_floor:
+            ppc = bids[j]
         else:
-            slot = tied[0]  # slots are a uniformly random order of the participants
-        winner = agents[slot]
-        price = mechanism.reference_price(top, second, reserve)
-        assert 0.0 <= price <= top <= remaining_budget[winner]
-        remaining_budget[winner] -= price
-        outcomes.append(Outcome(winner, price, top, second, values[slot]))
+            others = [score[i] for i in ranking if i != j]
+            floor = max(settings.reserve, market.personal_reserve[agent])
+            ppc = max(mechanism.reference_price_per_click(s, others, quality, floor, ctrs), settings.soft_floor)
+        assert 0.0 <= ppc <= bids[j] * (1 + 1e-12)
+        probability = min(1.0, quality * ctrs[s])
+        clicked = py_to_unit(py_draw_u64(key, STREAM_SAMPLE, 1 + s)) < probability
+        paid = ppc * probability if settings.pricing == "impression" else (ppc if clicked else 0.0)
+        _charge(market, agent, paid)
+        outcomes.append(SlotOutcome(agent, paid, bids[j], next_bid, values[j], int(clicked)))
     return outcomes
 
 
-def reference_totals(outcomes: list[Outcome], value_scale: Sequence[float], n_agents: int):
-    """Per-agent (spend, wins, value) and market (sold, revenue, welfare) of a round."""
-    spend = [0.0] * n_agents
+def reference_totals(results: list[list[SlotOutcome]], value_scale: Sequence[float], n_agents: int,
+                     others_spend: Sequence[float] = (), position: bool = False):
+    """Per-agent (spend, wins, value, clicks) and market (sold, revenue, welfare) of one batch.
+
+    Sums run in auction order, then slot order, as in the kernels; all-pay payments of
+    non-winners (``others_spend``) are in the spend before the winners' prices.
+    """
+    spend = list(others_spend) or [0.0] * n_agents
     wins = [0.0] * n_agents
     value = [0.0] * n_agents
+    clicks = [0.0] * n_agents
     sold, revenue, welfare = 0, 0.0, 0.0
-    for o in outcomes:
-        if o.winner < 0:
-            continue
-        won = value_scale[o.winner] * o.winner_value
-        spend[o.winner] += o.price
-        wins[o.winner] += 1.0
-        value[o.winner] += won
-        sold += 1
-        revenue += o.price
-        welfare += won
-    return spend, wins, value, (sold, revenue, welfare)
+    for auction in results:
+        for o in auction:
+            revenue += o.others_paid
+            if o.winner < 0:
+                continue
+            won = value_scale[o.winner] * o.value * o.clicks if position else value_scale[o.winner] * o.value
+            spend[o.winner] += o.price
+            wins[o.winner] += 1.0
+            value[o.winner] += won
+            clicks[o.winner] += o.clicks
+            sold += 1
+            revenue += o.price
+            welfare += won
+    return spend, wins, value, clicks, (sold, revenue, welfare)

@@ -20,12 +20,14 @@ import pyarrow as pa
 from bidscape.bidders import STRATEGIES, Strategy
 from bidscape.engine import kernel
 from bidscape.engine.recorder import Recorder
-from bidscape.engine.rng import round_key, run_key_from_seed
+from bidscape.engine.kernel import CLICKS, SPEND, VALUE, WINS
+from bidscape.engine.rng import auction_key, round_key, run_key_from_seed
 from bidscape.markets.state import MarketState
-from bidscape.mechanisms import MECHANISMS
-from bidscape.scenario import Scenario
+from bidscape.mechanisms import MECHANISMS, KernelMarket, Mechanism, Outcomes, Totals
+from bidscape.scenario import ResolvedChannel, Scenario
 
-BATCH_AUCTIONS = 1 << 17  # auctions per kernel call: ~5 MB of per-auction buffers
+BATCH_AUCTIONS = 1 << 17  # auctions per kernel call: ~6 MB of per-auction buffers per slot
+CHANNEL_SLICES = 64  # with several channels, each round is cut into this many turns
 
 
 class StrategyError(RuntimeError):
@@ -36,9 +38,10 @@ class StrategyError(RuntimeError):
 class RoundResult:
     round: int
     auctions: int
-    sold: int
+    sold: int  # filled slot impressions over all channels
     revenue: float
     welfare: float
+    channels: list["ChannelResult"] = field(default_factory=list)
 
 
 @dataclass
@@ -63,9 +66,7 @@ class Simulation:
             view = self.state.population_view(p, self.scenario.run.rounds)
             self.strategies.append(cls(self.scenario.strategy_params(population), view,
                                        np.random.default_rng(child)))
-        self._buffers = {name: np.empty(BATCH_AUCTIONS, dtype) for name, dtype in (
-            ("winner", np.int64), ("price", np.float64), ("top_bid", np.float64),
-            ("second_bid", np.float64), ("winner_value", np.float64))}
+        self._buffers: dict[int, Outcomes] = {}
         self._events = sorted(self.scenario.events, key=lambda e: e.at_round)
         self._settings = self.scenario  # the scenario as changed by events so far
 
@@ -73,52 +74,67 @@ class Simulation:
     def finished(self) -> bool:
         return self.round >= self.scenario.run.rounds
 
+    def channels(self) -> list[ResolvedChannel]:
+        """The channels as they stand now (events may have changed them)."""
+        return self._settings.resolved_channels()
+
     def step(self, recorder: Optional[Recorder] = None,
              on_auctions: Optional[Callable[[int], None]] = None) -> RoundResult:
         """Play one round; report cleared auctions to ``on_auctions`` batch by batch."""
         r = self.round
         self._fire_events(r)
-        settings = self._settings
         for p, strategy in enumerate(self.strategies):
             strategy.decide(r)
             self._check_multipliers(p)
         self.state.begin_round()
 
-        mechanism = MECHANISMS.get(settings.mechanism.type)
-        bidders = settings.market.bidders_per_auction
-        reserve = settings.mechanism.reserve
-        n_auctions = settings.run.auctions_per_round
         key = np.uint64(round_key(self.run_key, r))
-        sold, revenue, welfare = 0, 0.0, 0.0
-        sample: list[dict[str, np.ndarray]] = []  # written once per round, whatever the batching
-        b = self._buffers
-        for first in range(0, n_auctions, BATCH_AUCTIONS):
-            n = min(BATCH_AUCTIONS, n_auctions - first)
-            out = (b["winner"][:n], b["price"][:n], b["top_bid"][:n], b["second_bid"][:n],
-                   b["winner_value"][:n])
-            if bidders == "all":
-                kernel.clear_all(*mechanism.price_weights, key, first, n, self.state.bid_state,
-                                 self.state.population_start, self.state.value_tables, reserve, *out)
-            else:
-                kernel.clear_sampled(*mechanism.price_weights, key, first, n, bidders, self.state.bid_state,
-                                     self.state.population_start, self.state.value_tables, reserve,
-                                     self.state.marked, *out)
-            sold, revenue, welfare = kernel.accumulate_outcomes(
-                out[0], out[1], out[4], self.state.outcome_state, sold, revenue, welfare)
-            if recorder is not None and settings.run.auction_sample_rate > 0:
-                sample.append(self._auction_sample(key, r, first, n))
-            if on_auctions is not None:
-                on_auctions(n)
+        rate = self._settings.run.auction_sample_rate if recorder is not None else 0.0
+        plays = [_ChannelPlay(c, channel, MECHANISMS.get(channel.mechanism.type), channel_key(key, c),
+                              self.state.kernel_market(c))
+                 for c, channel in enumerate(self.channels())]
+        for play in plays:
+            play.totals = Totals(play.mechanism.slots(play.settings))
+        # Several channels take turns in slices of the round, so that their traffic
+        # interleaves in time and all of them see budgets run down alike.
+        slices = 1 if len(plays) == 1 else CHANNEL_SLICES
+        for k in range(slices):
+            for play in plays:
+                total = play.channel.auctions_per_round
+                for first in range(total * k // slices, total * (k + 1) // slices, BATCH_AUCTIONS):
+                    n = min(BATCH_AUCTIONS, total * (k + 1) // slices - first)
+                    self._clear(play, first, n, rate, r)
+                    if on_auctions is not None:
+                        on_auctions(n)
 
         for p, strategy in enumerate(self.strategies):
             strategy.observe(self.state.feedback(p, r))
-        result = RoundResult(r, n_auctions, sold, revenue, welfare)
+        results = [ChannelResult(play.channel.name, play.channel.auctions_per_round, play.totals) for play in plays]
+        result = RoundResult(r, sum(c.auctions for c in results), sum(c.totals.sold for c in results),
+                             sum(c.totals.revenue for c in results), sum(c.totals.welfare for c in results),
+                             results)
         if recorder is not None:
-            if sample:
-                recorder.write_auctions({k: np.concatenate([part[k] for part in sample]) for k in sample[0]})
-            self._record_round(recorder, result)
+            for play in plays:
+                if play.sample:
+                    columns = {k: np.concatenate([part[k] for part in play.sample]) for k in play.sample[0]}
+                    if play.mechanism.kind != "position":
+                        columns["clicks"] = pa.nulls(columns["clicks"].size, pa.int8())
+                    recorder.write_auctions(columns)
+            self._record_round(recorder, result, plays)
         self.round += 1
         return result
+
+    def _clear(self, play: "_ChannelPlay", first: int, n: int, rate: float, r: int) -> None:
+        slots = play.totals.slots
+        out = self._buffers.get(play.index)
+        if out is None or out.slots != slots:
+            out = self._buffers[play.index] = Outcomes.allocate(BATCH_AUCTIONS, slots)
+        play.mechanism.clear(play.settings, play.market, play.channel.bidders_per_auction, play.key, first, n, out)
+        play.mechanism.accumulate(out, n, play.market, play.totals)
+        if rate > 0:
+            keep = kernel.sampled_auctions(play.key, first, n, rate)
+            if keep.size:
+                play.sample.append(self._auction_sample(play, out, keep, first, r))
 
     # ---- between rounds ----
     def _fire_events(self, r: int) -> None:
@@ -144,59 +160,118 @@ class Simulation:
                                 f"set a bid multiplier of {bad}; multipliers must be finite and >= 0")
 
     # ---- recording ----
-    def _auction_sample(self, key, r: int, first: int, n: int) -> dict[str, np.ndarray]:
-        keep = kernel.sampled_auctions(key, first, n, self._settings.run.auction_sample_rate)
-        b = self._buffers
+    def _auction_sample(self, play: "_ChannelPlay", out: Outcomes, keep: np.ndarray, first: int,
+                        r: int) -> dict[str, np.ndarray]:
+        slots = out.slots
+        rows = keep.size * slots
+        winner = out.winner[keep].ravel()
+        scale = np.where(winner >= 0, self.state.value_scale[np.maximum(winner, 0)], 0.0)
+        position = play.mechanism.kind == "position"
+        clicks = out.clicks[keep].ravel()
         return {
-            "round": np.full(keep.size, r, np.int32),
-            "auction": keep + first,
-            "winner": b["winner"][keep],
-            "price": b["price"][keep],
-            "top_bid": b["top_bid"][keep],
-            "second_bid": b["second_bid"][keep],
-            "winner_value": b["winner_value"][keep] * np.where(
-                b["winner"][keep] >= 0, self.state.value_scale[np.maximum(b["winner"][keep], 0)], 0.0),
+            "round": np.full(rows, r, np.int32),
+            "channel": np.full(rows, play.index, np.int16),
+            "auction": np.repeat(keep + first, slots),
+            "slot": np.tile(np.arange(slots, dtype=np.int16), keep.size),
+            "winner": winner,
+            "price": out.price[keep].ravel(),
+            "top_bid": out.bid[keep].ravel(),
+            "second_bid": out.next_bid[keep].ravel(),
+            "winner_value": out.value[keep].ravel() * scale * (clicks if position else 1.0),
+            "clicks": clicks.copy(),
         }
 
-    def _record_round(self, recorder: Recorder, result: RoundResult) -> None:
-        settings = self._settings
-        bidders = settings.market.bidders_per_auction
-        recorder.write_market({
-            "round": [result.round],
-            "auctions": [result.auctions],
-            "sold": [result.sold],
-            "revenue": [result.revenue],
-            "welfare": [result.welfare],
-            "mean_price": [result.revenue / result.sold if result.sold else None],
-            "reserve": [settings.mechanism.reserve],
-            "mechanism": [settings.mechanism.type],
-            "bidders_per_auction": [self.state.n_agents if bidders == "all" else bidders],
-        })
-        mode = settings.run.record_agents
+    def _record_round(self, recorder: Recorder, result: RoundResult, plays: list["_ChannelPlay"]) -> None:
+        for play, channel in zip(plays, result.channels):
+            settings = play.settings
+            bidders = play.channel.bidders_per_auction
+            totals = channel.totals
+            position = play.mechanism.kind == "position"
+            recorder.write_market({
+                "round": [result.round],
+                "channel": [channel.name],
+                "auctions": [channel.auctions],
+                "sold": [totals.sold],
+                "revenue": [totals.revenue],
+                "welfare": [totals.welfare],
+                "mean_price": [totals.revenue / totals.sold if totals.sold else None],
+                "reserve": [settings.reserve],
+                "soft_floor": [settings.soft_floor],
+                "mechanism": [settings.type],
+                "bidders_per_auction": [int(play.market.ranges[:, 1].sum()) if bidders == "all" else bidders],
+                "clicks": [int(totals.slot_totals[:, 1].sum()) if position else None],
+                "slot_impressions": [totals.slot_totals[:, 0].astype(np.int64).tolist()],
+                "slot_clicks": [totals.slot_totals[:, 1].astype(np.int64).tolist() if position else None],
+                "slot_revenue": [totals.slot_totals[:, 2].tolist()],
+            })
+        mode = self._settings.run.record_agents
         if mode == "none":
             return
         s = self.state
-        columns = {
-            "spend": s.spend, "wins": s.wins, "value": s.value, "utility": s.value - s.spend,
-            "budget_remaining": s.remaining_budget, "multiplier": s.multiplier,
-        }
-        starts = s.population_start[:-1]
-        sizes = np.diff(s.population_start)
-        if mode == "agent":
-            n = s.n_agents
-            recorder.write_agents({
-                "round": np.full(n, result.round, np.int32),
-                "agent": np.arange(n, dtype=np.int64),
-                **{name: np.ascontiguousarray(column) for name, column in columns.items()},
-                "agents": np.ones(n, np.int64),
-            }, np.repeat(np.arange(len(sizes), dtype=np.int16), sizes))
-        else:
-            sums = {name: np.add.reduceat(column, starts) for name, column in columns.items()}
-            sums["multiplier"] = sums["multiplier"] / sizes  # mean multiplier of the population
-            recorder.write_agents({
-                "round": np.full(len(sizes), result.round, np.int32),
-                "agent": pa.nulls(len(sizes), pa.int64()),
-                **sums,
-                "agents": sizes.astype(np.int64),
-            }, np.arange(len(sizes), dtype=np.int16))
+        for play in plays:
+            outcome = play.market.outcome_state
+            position = play.mechanism.kind == "position"
+            columns = {
+                "spend": outcome[:, SPEND], "wins": outcome[:, WINS], "value": outcome[:, VALUE],
+                "utility": outcome[:, VALUE] - outcome[:, SPEND],
+                "budget_remaining": s.remaining_budget, "multiplier": s.multiplier,
+                "clicks": outcome[:, CLICKS],
+            }
+            ranges = play.market.ranges
+            codes = np.repeat(ranges[:, 2].astype(np.int16), ranges[:, 1])
+            channel_codes = np.full(codes.size, play.index, np.int16)
+            if mode == "agent":
+                if int(ranges[-1, 0] + ranges[-1, 1] - ranges[0, 0]) == codes.size:  # contiguous: views
+                    who = slice(int(ranges[0, 0]), int(ranges[-1, 0] + ranges[-1, 1]))
+                    agent_ids = np.arange(who.start, who.stop, dtype=np.int64)
+                else:
+                    agent_ids = np.concatenate([np.arange(a, a + n, dtype=np.int64) for a, n, _ in ranges])
+                    who = agent_ids
+                recorder.write_agents({
+                    "round": np.full(codes.size, result.round, np.int32),
+                    "agent": agent_ids,
+                    **{name: np.ascontiguousarray(column[who]) for name, column in columns.items()},
+                    "agents": np.ones(codes.size, np.int64),
+                } | ({} if position else {"clicks": pa.nulls(codes.size, pa.float64())}), codes, channel_codes)
+            else:
+                sums = {name: np.array([column[a:a + n].sum() for a, n, _ in ranges])
+                        for name, column in columns.items()}
+                sums["multiplier"] = sums["multiplier"] / ranges[:, 1]  # mean multiplier of the population
+                recorder.write_agents({
+                    "round": np.full(len(ranges), result.round, np.int32),
+                    "agent": pa.nulls(len(ranges), pa.int64()),
+                    **sums,
+                    "agents": ranges[:, 1].astype(np.int64),
+                } | ({} if position else {"clicks": pa.nulls(len(ranges), pa.float64())}),
+                    ranges[:, 2].astype(np.int16), np.full(len(ranges), play.index, np.int16))
 
+
+@dataclass
+class ChannelResult:
+    name: str
+    auctions: int
+    totals: Totals
+
+
+@dataclass
+class _ChannelPlay:
+    """A channel during one round: what it runs and what it has gathered."""
+
+    index: int
+    channel: ResolvedChannel
+    mechanism: Mechanism
+    key: np.uint64
+    market: KernelMarket
+    totals: Totals = field(init=False)
+    sample: list = field(default_factory=list)
+
+    @property
+    def settings(self):
+        return self.channel.mechanism
+
+
+def channel_key(key_of_round, channel: int) -> np.uint64:
+    """The first channel uses the round's key itself; the others a hash of it."""
+    if channel == 0:
+        return np.uint64(key_of_round)
+    return np.uint64(auction_key(np.uint64(key_of_round), np.uint64((1 << 63) + channel)))

@@ -1,11 +1,19 @@
-"""Auction mechanisms, registered by the names scenario files use (``mechanism.type``)."""
+"""Auction mechanisms, registered by the names scenario files use (``mechanism.type``).
 
-from bidscape.mechanisms import first_price, second_price
-from bidscape.mechanisms.base import SingleItemAuction
+A new mechanism is one module defining ``MECHANISM`` plus one line in ``_MODULES``;
+``bidscape.check_mechanism`` tells whether it keeps the shared invariants.
+"""
+
+from bidscape.mechanisms import all_pay, first_price, gsp, second_price, third_price, vcg
+from bidscape.mechanisms.base import (KernelMarket, Mechanism, MechanismSettings, Outcomes,
+                                      PositionAuction, SingleItemAuction, Totals)
 from bidscape.registry import Registry
 
-MECHANISMS: Registry[SingleItemAuction] = Registry("mechanism", "mechanisms")
-for _module in (first_price, second_price):
+_MODULES = (first_price, second_price, third_price, all_pay, gsp, vcg)
+
+MECHANISMS: Registry[Mechanism] = Registry("mechanism", "mechanisms")
+for _module in _MODULES:
     MECHANISMS.register(_module.MECHANISM.name, _module.MECHANISM)
 
-__all__ = ["MECHANISMS", "SingleItemAuction"]
+__all__ = ["MECHANISMS", "KernelMarket", "Mechanism", "MechanismSettings", "Outcomes", "PositionAuction",
+           "SingleItemAuction", "Totals"]

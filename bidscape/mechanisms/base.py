@@ -1,32 +1,195 @@
-"""What a mechanism is to the engine: a single-item auction with a price rule.
+"""What a mechanism is to the engine, and the two kinds bidscape has.
 
-A single-item auction sells one impression to the highest bid that reaches the reserve.
-Allocation (highest bid, random tie-break) and exact budget enforcement are shared by
-every single-item rule in ``bidscape.engine.kernel``. The jitted kernel prices with two
-weights, ``max(top_weight * top_bid + second_weight * second_bid, reserve)``; each rule
-also comes as a plain-Python function, written independently, that the reference
-implementation uses and the tests compare against.
+A mechanism clears a batch of auctions of one channel with a jitted kernel, adds the
+outcomes to the agents' and the market's totals, and comes with a plain-Python pricing
+rule, written independently, that the reference implementation
+(``bidscape.engine.reference``) uses and ``check_mechanism`` compares against.
+
+- ``SingleItemAuction``: one impression to the highest bid at or above the reserve;
+  the price is ``max(w1 * top + w2 * second + w3 * third, reserve)`` (first, second,
+  third price), or every bidder pays its bid (all-pay).
+- ``PositionAuction``: ``S`` slots with click-through rates, ranked by bid x quality,
+  priced per click (GSP, VCG).
+
+Both write the same per-slot buffers (``Outcomes``), so the event loop, the recorder and
+the auction sample treat them alike; a single-item auction has one slot.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Literal, Optional, Sequence
+
+import numpy as np
+
+from bidscape.engine import kernel, positions
 
 
 @dataclass(frozen=True)
-class SingleItemAuction:
+class MechanismSettings:
+    """The rule's parameters in force (from ``[mechanism]`` or a channel, events applied)."""
+
+    reserve: float = 0.0
+    soft_floor: float = 0.0
+    slot_ctrs: tuple[float, ...] = (1.0,)
+    pricing: Literal["click", "impression"] = "click"
+
+
+@dataclass
+class KernelMarket:
+    """The arrays a kernel reads and writes for one channel."""
+
+    ranges: np.ndarray  # int64[R, 3]: first agent, count, population of the channel's agents
+    bid_state: np.ndarray  # float64[A, 4]: bid factor, remaining budget, quality, personal reserve
+    cap: Optional[np.ndarray]  # float64[A] remaining channel budget, None when the channel has none
+    outcome_state: np.ndarray  # float64[A, 5]: value scale, spend, wins, value, clicks (this channel)
+    value_tables: np.ndarray  # float64[P, intervals + 1]
+    marked: np.ndarray  # uint8[A] scratch
+    personal_reserves: bool = False  # whether any agent has a personal reserve
+
+    @property
+    def options(self) -> tuple:
+        """The kernels' optional features: channel budgets and personal reserves (None = off)."""
+        return self.cap, (True if self.personal_reserves else None)
+
+
+@dataclass
+class Outcomes:
+    """Per-auction, per-slot results of a batch (row ``r``, slot ``s``)."""
+
+    winner: np.ndarray  # int64[n, S], -1 when unfilled
+    price: np.ndarray  # float64[n, S]: what the slot's winner paid in this auction
+    bid: np.ndarray  # float64[n, S]: the winner's bid (single item: the top bid, even when unsold)
+    next_bid: np.ndarray  # float64[n, S]: the next-ranked bid (single item: the second bid)
+    value: np.ndarray  # float64[n, S]: the winner's base value (per click for position auctions)
+    clicks: np.ndarray  # int8[n, S]
+    others_paid: np.ndarray  # float64[n]: paid by bidders other than the winners (all-pay)
+
+    @classmethod
+    def allocate(cls, n: int, slots: int) -> "Outcomes":
+        return cls(np.empty((n, slots), np.int64), np.empty((n, slots)), np.empty((n, slots)),
+                   np.empty((n, slots)), np.empty((n, slots)), np.zeros((n, slots), np.int8),
+                   np.zeros(n))
+
+    @property
+    def capacity(self) -> int:
+        return self.winner.shape[0]
+
+    @property
+    def slots(self) -> int:
+        return self.winner.shape[1]
+
+
+@dataclass
+class Totals:
+    """Running market totals of a round and channel, summed in auction order."""
+
+    slots: int
+    sold: int = 0  # filled slot impressions
+    revenue: float = 0.0
+    welfare: float = 0.0
+    slot_totals: np.ndarray = field(init=False)  # float64[S, 3]: impressions, clicks, revenue
+
+    def __post_init__(self) -> None:
+        self.slot_totals = np.zeros((self.slots, 3))
+
+
+class Mechanism:
+    """The protocol every registered mechanism follows."""
+
+    name: str
+    summary: str
+    kind: ClassVar[str]
+    charges_own_bid: bool  # True when no winner ever pays more than its bid (checked by check_mechanism)
+
+    def slots(self, settings: MechanismSettings) -> int:
+        raise NotImplementedError
+
+    def clear(self, settings: MechanismSettings, market: KernelMarket, bidders: int | str,
+              key_of_round, first: int, n: int, out: Outcomes) -> None:
+        raise NotImplementedError
+
+    def accumulate(self, out: Outcomes, n: int, market: KernelMarket, totals: Totals) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SingleItemAuction(Mechanism):
     name: str
     summary: str
     top_weight: float
     second_weight: float
-    reference_price: Callable[[float, float, float], float]  # (top_bid, second_bid, reserve) -> price
+    reference_price: Callable[[float, float, float], float]  # (top, second, third bid) -> price before floors
+    third_weight: float = 0.0
+    all_pay: bool = False
+    kind: ClassVar[str] = "single_item"
+    charges_own_bid: bool = True
 
     def __post_init__(self) -> None:
-        if min(self.top_weight, self.second_weight) < 0 or self.top_weight + self.second_weight > 1:
+        weights = (self.top_weight, self.second_weight, self.third_weight)
+        if min(weights) < 0 or sum(weights) > 1:
             raise ValueError(f"mechanism '{self.name}': price weights must be >= 0 and sum to at most 1, "
                              "so that no winner pays more than its bid")
 
-    @property
-    def price_weights(self) -> tuple[float, float]:
-        return self.top_weight, self.second_weight
+    def slots(self, settings: MechanismSettings) -> int:
+        return 1
+
+    def rule(self, settings: MechanismSettings) -> np.ndarray:
+        return np.array([self.top_weight, self.second_weight, self.third_weight, settings.reserve,
+                         settings.soft_floor])
+
+    def clear(self, settings, market, bidders, key_of_round, first, n, out) -> None:
+        columns = (out.winner[:n, 0], out.price[:n, 0], out.bid[:n, 0], out.next_bid[:n, 0],
+                   out.value[:n, 0], out.others_paid[:n])
+        options = (*market.options, True if self.third_weight > 0 else None,
+                   market.outcome_state if self.all_pay else None)
+        if bidders == "all":
+            kernel.clear_all(self.rule(settings), key_of_round, first, n, market.ranges, market.bid_state,
+                             market.value_tables, *columns, *options)
+        else:
+            kernel.clear_sampled(self.rule(settings), key_of_round, first, n, bidders, market.ranges,
+                                 market.bid_state, market.value_tables, market.marked, *columns, *options)
+
+    def accumulate(self, out, n, market, totals) -> None:
+        sold_before, revenue_before = totals.sold, totals.revenue
+        totals.sold, totals.revenue, totals.welfare = kernel.accumulate_outcomes(
+            out.winner[:n, 0], out.price[:n, 0], out.value[:n, 0], out.others_paid[:n],
+            market.outcome_state, totals.sold, totals.revenue, totals.welfare)
+        totals.slot_totals[0, 0] += totals.sold - sold_before
+        totals.slot_totals[0, 2] += totals.revenue - revenue_before
+
+
+@dataclass(frozen=True)
+class PositionAuction(Mechanism):
+    name: str
+    summary: str
+    vcg: bool
+    # (slot s, scores of the *other* ranked bidders best first, own quality, floor, ctrs) -> price per click
+    reference_price_per_click: Callable[[int, Sequence[float], float, float, Sequence[float]], float]
+    kind: ClassVar[str] = "position"
+    charges_own_bid: bool = True
+
+    def slots(self, settings: MechanismSettings) -> int:
+        return len(settings.slot_ctrs)
+
+    def rule(self, settings: MechanismSettings) -> np.ndarray:
+        return np.array([1.0 if settings.pricing == "impression" else 0.0, settings.reserve])
+
+    def clear(self, settings, market, bidders, key_of_round, first, n, out) -> None:
+        ctrs = np.asarray(settings.slot_ctrs, np.float64)
+        columns = (out.winner[:n], out.price[:n], out.bid[:n], out.next_bid[:n], out.value[:n], out.clicks[:n])
+        out.others_paid[:n] = 0.0
+        options = (*market.options, (ctrs - np.append(ctrs[1:], 0.0)) if self.vcg else None,
+                   float(settings.soft_floor) if settings.soft_floor > 0 else None)
+        if bidders == "all":
+            positions.clear_positions_all(self.rule(settings), ctrs, key_of_round, first, n, market.ranges,
+                                          market.bid_state, market.value_tables, *columns, *options)
+        else:
+            positions.clear_positions_sampled(self.rule(settings), ctrs, key_of_round, first, n, bidders,
+                                              market.ranges, market.bid_state, market.value_tables,
+                                              market.marked, *columns, *options)
+
+    def accumulate(self, out, n, market, totals) -> None:
+        totals.sold, totals.revenue, totals.welfare = positions.accumulate_slots(
+            out.winner[:n], out.price[:n], out.value[:n], out.clicks[:n], market.outcome_state,
+            totals.slot_totals, totals.sold, totals.revenue, totals.welfare)

@@ -1,15 +1,15 @@
-"""Second-price (Vickrey) auction with a reserve: the winner pays max(second bid, reserve).
+"""Second-price (Vickrey) auction: the winner pays the second-highest bid (or the reserve).
 
 >>> from bidscape.mechanisms.second_price import MECHANISM
->>> MECHANISM.reference_price(0.8, 0.5, 0.6)
-0.6
+>>> MECHANISM.reference_price(0.8, 0.5, 0.2)
+0.5
 """
 
 from bidscape.mechanisms.base import SingleItemAuction
 
 
-def _reference(top_bid: float, second_bid: float, reserve: float) -> float:
-    return second_bid if second_bid > reserve else reserve
+def _reference(top_bid: float, second_bid: float, third_bid: float) -> float:
+    return second_bid
 
 
 MECHANISM = SingleItemAuction(

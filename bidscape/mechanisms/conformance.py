@@ -1,0 +1,221 @@
+"""``check_mechanism``: the invariants every mechanism must keep, on random small markets.
+
+>>> from bidscape import check_mechanism
+>>> check_mechanism("gsp", instances=20).ok
+True
+
+For each random instance (a few populations, a channel over some of them, random bid
+factors, budgets, quality scores, personal reserves, channel budgets, reserves, soft
+floors, slot click-through rates and pricing), it checks that:
+
+1. the jitted kernel equals the plain-Python reference exactly: winners, prices, bids,
+   clicks, remaining budgets, per-agent and market totals;
+2. prices are non-negative;
+3. no winner pays more than its bid (per click for position auctions), where the rule
+   promises it (``mechanism.charges_own_bid``);
+4. the allocation is feasible: one winner per slot, one slot per bidder and auction,
+   winners took part, and no budget or channel budget is overspent;
+5. the kernel is deterministic: the same instance gives the same bytes twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from bidscape.engine.kernel import BID_COLUMNS, BID_FACTOR, OUTCOME_COLUMNS, QUALITY, REMAINING, RESERVE, VALUE_SCALE
+from bidscape.engine.reference import ReferenceMarket, reference_batch, reference_totals
+from bidscape.markets.distributions import Constant, LogNormal, Uniform
+from bidscape.mechanisms.base import KernelMarket, Mechanism, MechanismSettings, Outcomes, Totals
+
+_INTERVALS = 64  # small value tables keep instances quick; the lookup code is the same
+
+
+@dataclass
+class Instance:
+    """A random channel of a random small market, and a batch of auctions to clear."""
+
+    settings: MechanismSettings
+    bidders: int | str
+    ranges: np.ndarray
+    bid_state: np.ndarray
+    cap: Optional[np.ndarray]
+    value_scale: np.ndarray
+    value_tables: np.ndarray
+    key_of_round: int
+    first_auction: int
+    n_auctions: int
+
+    @property
+    def n_agents(self) -> int:
+        return self.bid_state.shape[0]
+
+
+@dataclass
+class BatchResult:
+    winner: list[list[int]]
+    price: list[list[float]]
+    bid: list[list[float]]
+    next_bid: list[list[float]]
+    clicks: list[list[int]]
+    remaining: list[float]
+    cap: Optional[list[float]]
+    spend: list[float]
+    wins: list[float]
+    value: list[float]
+    market: tuple[int, float, float]
+
+
+@dataclass
+class ConformanceReport:
+    mechanism: str
+    instances: int
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def raise_for_failures(self) -> None:
+        if self.failures:
+            shown = "\n  - ".join(self.failures[:10])
+            raise AssertionError(f"mechanism '{self.mechanism}' broke {len(self.failures)} invariant(s) "
+                                 f"in {self.instances} instances:\n  - {shown}")
+
+
+def random_instance(rng: np.random.Generator, mechanism: Mechanism) -> Instance:
+    sizes = rng.integers(1, 9, rng.integers(1, 4))
+    start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    n_agents = int(start[-1])
+    populations = sorted(rng.choice(len(sizes), rng.integers(1, len(sizes) + 1), replace=False))
+    ranges = np.array([[start[p], sizes[p], p] for p in populations], np.int64)
+    eligible = int(ranges[:, 1].sum())
+    bid_state = np.zeros((n_agents, BID_COLUMNS))
+    bid_state[:, BID_FACTOR] = _mixed(rng, n_agents, [0.0, 0.5, 1.0], 0.0, 3.0)
+    bid_state[:, REMAINING] = _mixed(rng, n_agents, [0.0, math.inf, math.inf], 0.0, 5.0)
+    bid_state[:, QUALITY] = 1.0 if rng.random() < 0.4 else rng.uniform(0.2, 2.0, n_agents)
+    if rng.random() < 0.3:
+        bid_state[:, RESERVE] = np.where(rng.random(n_agents) < 0.5, rng.uniform(0, 1, n_agents), 0.0)
+    cap = rng.uniform(0, 3, n_agents) if rng.random() < 0.3 else None
+    reserve = float(rng.choice([0.0, 0.0, 0.5, rng.uniform(0, 2)]))
+    soft_floor = reserve + float(rng.uniform(0, 1)) if rng.random() < 0.25 else 0.0
+    slots = int(rng.integers(1, 5)) if mechanism.kind == "position" else 1
+    ctrs = tuple(float(c) for c in np.sort(rng.uniform(0.05, 1.0, slots))[::-1])
+    if mechanism.kind == "position" and rng.random() < 0.2:
+        ctrs = tuple([ctrs[0]] * slots)  # equal click-through rates
+    settings = MechanismSettings(reserve=reserve, soft_floor=soft_floor, slot_ctrs=ctrs,
+                                 pricing="impression" if rng.random() < 0.4 else "click")
+    tables = np.stack([_random_distribution(rng).quantile_table(_INTERVALS) for _ in sizes])
+    bidders: int | str = "all" if rng.random() < 0.25 else int(rng.integers(1, eligible + 1))
+    return Instance(settings, bidders, ranges, bid_state, cap, rng.uniform(0, 3, n_agents), tables,
+                    int(rng.integers(0, 2**63)), int(rng.integers(0, 10**6)), int(rng.integers(1, 40)))
+
+
+def run_kernel(mechanism: Mechanism, instance: Instance) -> BatchResult:
+    bid_state = instance.bid_state.copy()
+    cap = None if instance.cap is None else instance.cap.copy()
+    outcome_state = np.zeros((instance.n_agents, OUTCOME_COLUMNS))
+    outcome_state[:, VALUE_SCALE] = instance.value_scale
+    market = KernelMarket(instance.ranges, bid_state, cap, outcome_state, instance.value_tables,
+                          np.zeros(instance.n_agents, np.uint8), bool(np.any(bid_state[:, RESERVE] > 0)))
+    n = instance.n_auctions
+    slots = mechanism.slots(instance.settings)
+    out = Outcomes.allocate(n, slots)
+    mechanism.clear(instance.settings, market, instance.bidders, np.uint64(instance.key_of_round),
+                    instance.first_auction, n, out)
+    if market.marked.any():
+        raise AssertionError("the participant marks were not cleared after the batch")
+    totals = Totals(slots)
+    mechanism.accumulate(out, n, market, totals)
+    position = mechanism.kind == "position"
+    return BatchResult(
+        winner=out.winner[:n].tolist(), price=out.price[:n].tolist(), bid=out.bid[:n].tolist(),
+        next_bid=out.next_bid[:n].tolist(),
+        clicks=out.clicks[:n].tolist() if position else [[0]] * n,
+        remaining=bid_state[:, REMAINING].tolist(), cap=None if cap is None else cap.tolist(),
+        spend=outcome_state[:, 1].tolist(), wins=outcome_state[:, 2].tolist(), value=outcome_state[:, 3].tolist(),
+        market=(totals.sold, totals.revenue, totals.welfare))
+
+
+def run_reference(mechanism: Mechanism, instance: Instance) -> BatchResult:
+    bs = instance.bid_state
+    market = ReferenceMarket(
+        ranges=[tuple(int(x) for x in row) for row in instance.ranges],
+        bid_factor=bs[:, BID_FACTOR].tolist(), remaining=bs[:, REMAINING].tolist(),
+        quality=bs[:, QUALITY].tolist(), personal_reserve=bs[:, RESERVE].tolist(),
+        value_tables=instance.value_tables.tolist(),
+        cap=None if instance.cap is None else instance.cap.tolist())
+    results = reference_batch(mechanism, instance.settings, market, instance.key_of_round,
+                              instance.first_auction, instance.n_auctions, instance.bidders)
+    position = mechanism.kind == "position"
+    spend, wins, value, _, totals = reference_totals(results, instance.value_scale.tolist(), instance.n_agents,
+                                                     market.others_spend, position)
+    return BatchResult(
+        winner=[[o.winner for o in a] for a in results], price=[[o.price for o in a] for a in results],
+        bid=[[o.bid for o in a] for a in results], next_bid=[[o.next_bid for o in a] for a in results],
+        clicks=[[o.clicks for o in a] for a in results], remaining=market.remaining, cap=market.cap,
+        spend=spend, wins=wins, value=value, market=totals)
+
+
+def check_instance(mechanism: Mechanism, instance: Instance) -> list[str]:
+    """The invariants broken on one instance (empty when all hold)."""
+    problems: list[str] = []
+    fast = run_kernel(mechanism, instance)
+    again = run_kernel(mechanism, instance)
+    if fast != again:
+        problems.append("not deterministic: the same instance gave different results")
+    try:
+        slow = run_reference(mechanism, instance)
+    except AssertionError as error:
+        return problems + [f"the reference rejected an outcome: {error}"]
+    for name in ("winner", "price", "bid", "next_bid", "clicks", "remaining", "cap", "spend", "wins", "value",
+                 "market"):
+        if getattr(fast, name) != getattr(slow, name):
+            problems.append(f"kernel and reference differ in '{name}': {getattr(fast, name)} != {getattr(slow, name)}")
+    members = {int(a) for first, count, _ in instance.ranges for a in range(first, first + count)}
+    for r, (winners, prices, bids) in enumerate(zip(fast.winner, fast.price, fast.bid)):
+        filled = [w for w in winners if w >= 0]
+        if len(filled) != len(set(filled)):
+            problems.append(f"auction {r}: a bidder holds two slots ({winners})")
+        if any(w not in members for w in filled):
+            problems.append(f"auction {r}: a winner outside the channel ({winners})")
+        for s, (w, p, b) in enumerate(zip(winners, prices, bids)):
+            if p < 0:
+                problems.append(f"auction {r} slot {s}: negative price {p}")
+            if w >= 0 and mechanism.charges_own_bid and p > b * (1 + 1e-12):
+                problems.append(f"auction {r} slot {s}: winner paid {p} above its bid {b}")
+    if min(fast.remaining) < 0 or (fast.cap is not None and min(fast.cap) < -1e-9):
+        problems.append("a budget was overspent")
+    return problems
+
+
+def check_mechanism(mechanism: Mechanism | str, instances: int = 200, seed: int = 0) -> ConformanceReport:
+    """Run the shared invariants on ``instances`` random small markets; see the module docstring."""
+    if isinstance(mechanism, str):
+        from bidscape.mechanisms import MECHANISMS
+
+        mechanism = MECHANISMS.get(mechanism)
+    report = ConformanceReport(mechanism.name, instances)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB1D]))
+    for i in range(instances):
+        instance = random_instance(rng, mechanism)
+        report.failures.extend(f"instance {i}: {p}" for p in check_instance(mechanism, instance))
+    return report
+
+
+def _mixed(rng: np.random.Generator, size: int, specials: list[float], low: float, high: float) -> np.ndarray:
+    """Numbers where about half are special values (0, 1, inf, ...) that find edge cases."""
+    return np.where(rng.random(size) < 0.5, rng.choice(specials, size), rng.uniform(low, high, size))
+
+
+def _random_distribution(rng: np.random.Generator):
+    kind = rng.integers(0, 3)
+    if kind == 0:
+        return Constant(dist="constant", value=float(rng.choice([0.0, 0.5, 1.0])))
+    if kind == 1:
+        low = float(rng.uniform(0, 2))
+        return Uniform(dist="uniform", low=low, high=low + float(rng.uniform(0, 2)))
+    return LogNormal(dist="lognormal", mean=float(rng.uniform(-1, 1)), sigma=float(rng.uniform(0, 1.5)))

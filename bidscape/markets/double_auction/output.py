@@ -1,0 +1,168 @@
+"""A market game's run folder, following the recorder's contract (``engine/recorder.py``).
+
+``manifest.json`` says ``"status": "running"`` while the run goes, ``"failed"`` with the
+error if it stops early (Ctrl-C included), ``"complete"`` only after every file is closed;
+``"kind": "market_game"`` tells it from an auction run. The tables are zstd Arrow IPC
+files written one record batch per period:
+
+* ``market.arrow``: one row per period (``MARKET_SCHEMA``)
+* ``trades.arrow``: the price path, one row per trade (``TRADES_SCHEMA``)
+* ``agents.arrow``: one row per trader per period (``agents_schema``)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from bidscape.engine.recorder import prepare_output_folder
+
+KIND = "market_game"
+TABLES = ("market", "trades", "agents")
+OUTPUT_FILES = ("manifest.json",) + tuple(f"{t}.arrow" for t in TABLES)
+
+MARKET_SCHEMA = pa.schema([
+    ("round", pa.int32()),
+    ("trades", pa.int64()),  # volume: units traded this period
+    ("mean_price", pa.float64()),  # null when nothing traded
+    ("price_std", pa.float64()),  # population standard deviation (ddof = 0)
+    ("first_price", pa.float64()),
+    ("last_price", pa.float64()),
+    ("surplus", pa.float64()),  # realised: sum over trades of buyer value - seller cost
+    ("max_surplus", pa.float64()),  # competitive equilibrium surplus
+    ("efficiency", pa.float64()),  # surplus / max_surplus (null when max_surplus = 0)
+    ("equilibrium_price", pa.float64()),  # midpoint of the equilibrium price interval
+    ("equilibrium_price_low", pa.float64()),
+    ("equilibrium_price_high", pa.float64()),
+    ("equilibrium_quantity", pa.int64()),
+])
+
+TRADES_SCHEMA = pa.schema([
+    ("round", pa.int32()),
+    ("step", pa.int64()),  # CDA: order submission index; call market: index of the call
+    ("price", pa.float64()),
+    ("buyer", pa.int64()),
+    ("seller", pa.int64()),
+    ("buyer_value", pa.float64()),  # value of the unit the buyer redeems
+    ("seller_cost", pa.float64()),
+])
+
+SIDE_DICTIONARY = pa.array(["buy", "sell"], pa.string())
+
+
+def agents_schema() -> pa.Schema:
+    return pa.schema([
+        ("round", pa.int32()),
+        ("agent", pa.int64()),
+        ("population", pa.dictionary(pa.int16(), pa.string())),  # the [[traders]] group name
+        ("side", pa.dictionary(pa.int8(), pa.string())),
+        ("units_traded", pa.int64()),
+        ("profit", pa.float64()),  # buyers: value - price; sellers: price - cost; summed over trades
+    ])
+
+
+SCHEMAS = {"market": MARKET_SCHEMA, "trades": TRADES_SCHEMA, "agents": agents_schema()}
+
+
+def to_batch(table: str, columns: dict[str, Any], group_names: pa.Array) -> pa.RecordBatch:
+    """One record batch of ``table``; agents' ``population`` and ``side`` come as integer codes."""
+    if table == "agents":
+        columns = dict(columns)
+        columns["population"] = pa.DictionaryArray.from_arrays(pa.array(columns["population"], pa.int16()),
+                                                               group_names)
+        columns["side"] = pa.DictionaryArray.from_arrays(pa.array(columns["side"], pa.int8()), SIDE_DICTIONARY)
+    return pa.record_batch(columns, schema=SCHEMAS[table])
+
+
+class GameRecorder:
+    """Use as a context manager around a run; ``complete(summary)`` marks success."""
+
+    def __init__(self, out: Path, scenario: dict[str, Any], group_names: list[str], version: str,
+                 overwrite: bool = False):
+        self.out = Path(out)
+        prepare_output_folder(self.out, overwrite)
+        self.rows = {table: 0 for table in TABLES}
+        self._clock = time.perf_counter()
+        self.manifest: dict[str, Any] = {
+            "status": "running",
+            "kind": KIND,
+            "version": version,
+            "seed": scenario["run"]["seed"],
+            "scenario": scenario,
+            "started": _timestamp(time.time()),
+            "finished": None,
+            "wall_seconds": None,
+            "rows": self.rows,
+        }
+        self._write_manifest()
+        self._groups = pa.array(group_names, pa.string())
+        options = ipc.IpcWriteOptions(compression="zstd")
+        self._writers: dict[str, Any] = {}
+        try:
+            for table in TABLES:
+                self._writers[table] = ipc.new_file(self.out / f"{table}.arrow", SCHEMAS[table], options=options)
+        except BaseException as error:
+            self.fail(error)
+            raise
+
+    def __enter__(self) -> "GameRecorder":
+        return self
+
+    def __exit__(self, kind, error, trace) -> bool:
+        if error is not None and self.manifest["status"] == "running":
+            self.fail(error)
+        return False
+
+    def write(self, table: str, columns: dict[str, Any]) -> None:
+        batch = to_batch(table, columns, self._groups)
+        if batch.num_rows:
+            self._writers[table].write_batch(batch)
+            self.rows[table] += batch.num_rows
+
+    def complete(self, summary: dict[str, Any]) -> None:
+        for writer in self._writers.values():
+            writer.close()  # an error here fails the run: never "complete" with a file unfinished
+        self.manifest["summary"] = summary
+        self._finish("complete")
+
+    def fail(self, error: BaseException) -> None:
+        for writer in self._writers.values():
+            try:
+                writer.close()
+            except Exception:  # a failed run keeps what it wrote; the manifest tells the truth
+                pass
+        self.manifest["error"] = {
+            "type": type(error).__name__,
+            "message": str(error) or type(error).__name__,
+            "traceback": "".join(traceback.format_exception(error))[-4000:],
+        }
+        self._finish("failed")
+
+    def _finish(self, status: str) -> None:
+        self.manifest["status"] = status
+        self.manifest["finished"] = _timestamp(time.time())
+        self.manifest["wall_seconds"] = round(time.perf_counter() - self._clock, 3)
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        temporary = self.out / "manifest.json.tmp"
+        temporary.write_text(json.dumps(self.manifest, indent=2, default=_json_default, allow_nan=False))
+        os.replace(temporary, self.out / "manifest.json")
+
+
+def _timestamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

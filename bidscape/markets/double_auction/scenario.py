@@ -1,0 +1,259 @@
+"""Market-game scenario files: TOML in, a validated ``GameScenario`` out.
+
+A market game is recognised by its ``[market_game]`` table (``is_market_game``)::
+
+    [run]
+    name = "zi-c-cda"
+    seed = 1
+    rounds = 10                  # trading periods
+
+    [market_game]
+    mechanism = "continuous"     # "continuous" (CDA) | "call" (one uniform-price call per period)
+    steps_per_round = 2000       # CDA: order submissions per period (the call market ignores it)
+    calls_per_round = 1          # call market: clearings per period (the CDA ignores it)
+    price_low = 1.0              # range of zero-intelligence prices
+    price_high = 200.0
+
+    [[traders]]
+    name = "buyers"
+    side = "buy"
+    count = 20                   # traders in this group
+    units = 3                    # units each may buy
+    values = { dist = "uniform", low = 50, high = 200 }
+    strategy = "zi_c"            # zi_c | zi_u | truthful
+
+    [[traders]]
+    name = "sellers"
+    side = "sell"
+    count = 20
+    units = 3
+    values = [10, 60, 90]        # explicit unit costs: one list for every trader, or one per trader
+    strategy = "zi_c"
+
+Every mistake becomes an ``InputError`` naming the field, the bad value and the fix:
+
+>>> GameScenario.from_dict({"market_game": {"mechanism": "contiuous"}, "traders": []})
+Traceback (most recent call last):
+...
+bidscape.errors.InputError: scenario is invalid:
+  - market_game.mechanism: 'contiuous' is not allowed. Fix: did you mean 'continuous'? use one of: 'continuous' or 'call'
+  - traders: list should have at least 2 items after validation, not 0. Fix: add at least one item
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
+
+from bidscape.errors import InputError, Problem, did_you_mean
+from bidscape.markets.distributions import Distribution, reject_coerced_numbers
+from bidscape.markets.double_auction.traders import STRATEGIES
+from bidscape.scenario import _problems_from, apply_override, set_path
+
+MECHANISM_NAMES = ("continuous", "call")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    _numbers_only = field_validator("*", mode="before")(classmethod(reject_coerced_numbers))
+
+
+class GameRun(_Section):
+    name: str = Field("market_game", min_length=1)
+    seed: int = Field(0, ge=0)
+    rounds: int = Field(10, ge=1)
+
+
+class MarketGame(_Section):
+    mechanism: Literal["continuous", "call"] = "continuous"
+    steps_per_round: int = Field(2000, ge=1)  # continuous: order submissions per period
+    calls_per_round: int = Field(1, ge=1)  # call: clearings per period (fresh orders for units left)
+    price_low: float = Field(1.0, ge=0)
+    price_high: float = Field(200.0, ge=0)
+
+
+class TraderGroup(_Section):
+    name: str = Field(min_length=1)
+    side: Literal["buy", "sell"]
+    count: int = Field(ge=1)
+    units: int = Field(1, ge=1)
+    # a distribution, or an explicit list (kept as a list[float] or list[list[float]])
+    values: Distribution
+    strategy: str = "zi_c"
+
+    @field_validator("values", mode="wrap")
+    @classmethod
+    def _explicit_or_distribution(cls, value: Any, handler) -> Any:
+        if isinstance(value, list):
+            return _explicit_values(value)
+        return handler(value)
+
+    @field_serializer("values")
+    def _dump_values(self, values: Any) -> Any:
+        if isinstance(values, list):
+            return values
+        return values.model_dump(mode="json", by_alias=True)
+
+    @property
+    def explicit(self) -> bool:
+        return isinstance(self.values, list)
+
+    def draw_values(self, rng: np.random.Generator) -> np.ndarray:
+        """``(count, units)`` unit values, each row sorted (buyers: highest first; sellers: lowest first)."""
+        if isinstance(self.values, list):
+            table = np.array(self.values, dtype=np.float64)
+            if table.ndim == 1:
+                table = np.tile(table, (self.count, 1))
+        else:
+            table = self.values.sample(rng, self.count * self.units).astype(np.float64)
+            table = table.reshape(self.count, self.units)
+        table = np.sort(table, axis=1)
+        return np.ascontiguousarray(table[:, ::-1] if self.side == "buy" else table)
+
+
+class GameScenario(_Section):
+    run: GameRun = Field(default_factory=GameRun)
+    market_game: MarketGame
+    traders: list[TraderGroup] = Field(min_length=2)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, overrides: list[str] | None = None) -> "GameScenario":
+        """Read, override (``key.path=value`` strings) and validate a market-game file."""
+        raw, source = read_toml(path)
+        for override in overrides or []:
+            apply_override(raw, override)
+        return cls.from_dict(raw, source)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "scenario") -> "GameScenario":
+        try:
+            scenario = cls.model_validate(raw)
+        except ValidationError as error:
+            raise InputError(_problems_from(error, raw, model=cls), source) from None
+        problems = _check_semantics(scenario)
+        if problems:
+            raise InputError(problems, source)
+        return scenario
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved scenario (defaults filled in), as it would be written in TOML."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def with_updates(self, updates: dict[str, Any], source: str = "scenario") -> "GameScenario":
+        """A copy with ``{"dotted.path": value}`` applied, validated again."""
+        raw = self.to_dict()
+        for path, value in updates.items():
+            set_path(raw, path, value)
+        return GameScenario.from_dict(raw, source)
+
+    @property
+    def total_traders(self) -> int:
+        return sum(group.count for group in self.traders)
+
+    def describe(self) -> str:
+        """One line for the CLI: who trades, how, for how long."""
+        game = self.market_game
+        sides = {side: [g for g in self.traders if g.side == side] for side in ("buy", "sell")}
+        who = "; ".join(
+            f"{sum(g.count for g in groups)} {'buyers' if side == 'buy' else 'sellers'} "
+            f"({', '.join(f'{g.count}x{g.units} {g.strategy}' for g in groups)})"
+            for side, groups in sides.items())
+        how = ("continuous double auction, "
+               f"{game.steps_per_round:,} orders per period" if game.mechanism == "continuous"
+               else f"uniform-price call market, {game.calls_per_round:,} call(s) per period")
+        return (f"market game: {who}; {how}; {self.run.rounds} period(s), "
+                f"prices {game.price_low:g}..{game.price_high:g}")
+
+
+def is_market_game(raw: dict[str, Any]) -> bool:
+    """Whether a parsed scenario file describes a market game (it has a ``[market_game]`` table)."""
+    return isinstance(raw, dict) and "market_game" in raw
+
+
+def is_market_game_file(path: str | Path) -> bool:
+    """Whether ``path`` is a readable TOML file with a ``[market_game]`` table (False otherwise)."""
+    try:
+        return is_market_game(tomllib.loads(Path(path).read_text()))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+
+
+def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise InputError(Problem("", f"scenario file '{path}' does not exist",
+                                 "check the path (example scenarios are in data/scenarios/)"))
+    try:
+        return tomllib.loads(path.read_text()), source
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(Problem("", f"not valid TOML ({error})", "fix the syntax there"), source) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(Problem("", f"cannot read the file ({error})", "check the file"), source) from None
+
+
+# ---- checks ----
+
+def _explicit_values(items: list[Any]) -> list[Any]:
+    """A list of numbers, or a list of lists of numbers (one per trader); all finite and >= 0."""
+    if not items:
+        raise ValueError('an explicit list of values is empty; write one number per unit, e.g. values = [120, 90, 60], '
+                         'or a distribution, e.g. values = { dist = "uniform", low = 50, high = 200 }')
+    nested = isinstance(items[0], list)
+    rows = items if nested else [items]
+    for r, row in enumerate(rows):
+        if not isinstance(row, list) or (not nested and any(isinstance(x, list) for x in row)):
+            raise ValueError("mixes numbers and lists; write either one list of numbers (every trader) "
+                             "or a list of lists (one per trader)")
+        for k, x in enumerate(row):
+            where = f"item [{r}][{k}]" if nested else f"item [{k}]"
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                raise ValueError(f"{where} is {x!r}, not a number; write numbers, e.g. [120, 90, 60]")
+            if not math.isfinite(x) or x < 0:
+                raise ValueError(f"{where} is {x!r}; values and costs must be finite and >= 0")
+    return [[float(x) for x in row] for row in items] if nested else [float(x) for x in items]
+
+
+def _check_semantics(scenario: GameScenario) -> list[Problem]:
+    problems: list[Problem] = []
+    game = scenario.market_game
+    if game.price_high <= game.price_low:
+        problems.append(Problem("market_game.price_high",
+                                f"price_high ({game.price_high:g}) must be above price_low ({game.price_low:g})",
+                                "set price_low < price_high, e.g. price_low = 1.0, price_high = 200.0"))
+    seen: set[str] = set()
+    for i, group in enumerate(scenario.traders):
+        where = f"traders[{i}]"
+        if group.name in seen:
+            problems.append(Problem(f"{where}.name", f"trader group name '{group.name}' is used twice",
+                                    "give each [[traders]] group its own name"))
+        seen.add(group.name)
+        if group.strategy not in STRATEGIES:
+            problems.append(Problem(f"{where}.strategy", f"unknown strategy '{group.strategy}'",
+                                    f"{did_you_mean(group.strategy, STRATEGIES)}"
+                                    f"use one of: {', '.join(STRATEGIES)}"))
+        if isinstance(group.values, list):
+            rows = group.values if isinstance(group.values[0], list) else [group.values]
+            if len(rows) > 1 or isinstance(group.values[0], list):
+                if len(rows) != group.count:
+                    problems.append(Problem(f"{where}.values", f"{len(rows)} lists of values for "
+                                            f"count = {group.count} traders",
+                                            f"write one list per trader ({group.count}), or a single "
+                                            "list of numbers shared by every trader"))
+            bad = [len(row) for row in rows if len(row) != group.units]
+            if bad:
+                problems.append(Problem(f"{where}.values", f"a list has {bad[0]} value(s) for "
+                                        f"units = {group.units}",
+                                        f"write exactly {group.units} number(s) per trader (one per unit)"))
+    sides = {group.side for group in scenario.traders}
+    for side in ("buy", "sell"):
+        if side not in sides:
+            problems.append(Problem("traders", f"no trader group has side = \"{side}\": nobody can "
+                                    f"{'buy' if side == 'buy' else 'sell'}",
+                                    f'add a [[traders]] group with side = "{side}"'))
+    return problems

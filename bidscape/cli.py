@@ -57,8 +57,20 @@ def run(
     overwrite: bool = typer.Option(False, help="Replace an existing run folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Run one scenario and write its output folder."""
-    scenario = Scenario.from_toml(scenario_file, list(overrides or []) + ([f"run.seed={seed}"] if seed is not None else []))
+    """Run one scenario (an auction market, or a market game with [market_game]) and write its output folder."""
+    settings = list(overrides or []) + ([f"run.seed={seed}"] if seed is not None else [])
+    game = _market_game(scenario_file, settings)
+    if game is not None:
+        from bidscape.api import default_output_folder
+        from bidscape.markets.double_auction import print_summary, run_game
+
+        console.print(f"[bold]{escape(game.run.name)}[/]: {escape(game.describe())}")
+        folder = run_game(game, out=out or default_output_folder(game.run.name), overwrite=overwrite,
+                          progress=not quiet)
+        print_summary(folder, console)
+        console.print(f"\nwrote [bold]{escape(str(folder))}[/] (manifest.json, market.arrow, trades.arrow, agents.arrow)")
+        return
+    scenario = Scenario.from_toml(scenario_file, settings)
     console.print(f"[bold]{escape(scenario.run.name)}[/]: {_describe(scenario)}")
     _run(scenario, out, overwrite, quiet)
 
@@ -69,6 +81,10 @@ def validate(
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
     """Check a scenario without running it."""
+    game = _market_game(scenario_file, list(overrides or []))
+    if game is not None:
+        console.print(f"[green]ok[/]: {escape(str(scenario_file))}: {escape(game.describe())}")
+        return
     scenario = Scenario.from_toml(scenario_file, overrides)
     console.print(f"[green]ok[/]: {escape(str(scenario_file))}: {_describe(scenario)}")
 
@@ -115,12 +131,29 @@ def _run(scenario: Scenario, out: Optional[Path], overwrite: bool, quiet: bool):
     return result
 
 
+def _market_game(scenario_file: Path, overrides: list[str]):
+    """The market-game scenario when the file has a [market_game] table, else None."""
+    from bidscape.markets.double_auction import GameScenario, is_market_game_file
+
+    if Path(scenario_file).is_file() and is_market_game_file(scenario_file):
+        return GameScenario.from_toml(scenario_file, overrides)
+    return None
+
+
 def _describe(scenario: Scenario) -> str:
-    bidders = scenario.market.bidders_per_auction
+    channels = scenario.resolved_channels()
+    if scenario.channels:
+        market = "; ".join(f"{escape(c.name)}: {c.auctions_per_round:,} x {c.mechanism.type} "
+                           f"(reserve {c.mechanism.reserve:g}, {c.bidders_per_auction} bidders)" for c in channels)
+        market = f"{len(channels)} channels per round ({market})"
+    else:
+        bidders = scenario.market.bidders_per_auction
+        slots = len(scenario.mechanism.slot_ctrs)
+        market = (f"{scenario.run.auctions_per_round:,} auctions, {scenario.mechanism.type} "
+                  f"(reserve {scenario.mechanism.reserve:g}" + (f", {slots} slots" if slots > 1 else "")
+                  + f"), {bidders} bidders per auction")
     return (f"{scenario.total_agents:,} agents in {len(scenario.populations)} population(s), "
-            f"{scenario.run.rounds} rounds x {scenario.run.auctions_per_round:,} auctions, "
-            f"{scenario.mechanism.type} (reserve {scenario.mechanism.reserve:g}), "
-            f"{bidders} bidders per auction"
+            f"{scenario.run.rounds} rounds x {market}"
             + (f", {len(scenario.events)} scheduled event(s)" if scenario.events else ""))
 
 

@@ -193,7 +193,6 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
     go to.
     """
     n_eligible = eligible_agents(ranges)
-    all_pay = losers is not None
     ring = np.empty(RING * bidders, np.int64)
     ring_population = np.empty(RING * bidders, np.int64)
     bids = np.empty(bidders)

@@ -1,0 +1,646 @@
+"""numba kernels shared by the equilibrium solvers (no Python in the inner loops).
+
+Conventions: ``v`` is the dense (n, m) value matrix, ``B`` the budgets, ``s`` the supplies.
+Sparse edge sets are stored by good (CSR): ``ptr`` (m + 1), ``bidder`` and ``val`` per edge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_CHUNK = 512
+
+
+# --------------------------------------------------------------------------------------------
+# proportional response dynamics for quasi-linear Fisher markets (dense and sparse)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, parallel=True)
+def prices_from_bids(b, s, p):
+    """p_j = sum_i b_ij / s_j, parallel over chunks of goods."""
+    n, m = b.shape
+    nch = (m + _CHUNK - 1) // _CHUNK
+    for c in prange(nch):
+        j0 = c * _CHUNK
+        j1 = min(m, j0 + _CHUNK)
+        for j in range(j0, j1):
+            p[j] = 0.0
+        for i in range(n):
+            for j in range(j0, j1):
+                p[j] += b[i, j]
+        for j in range(j0, j1):
+            p[j] /= s[j]
+
+
+@njit(cache=True, parallel=True)
+def pr_dense(v, B, s, b, iters, beta, p):
+    """``iters`` proportional-response steps on dense bids ``b`` (in place).
+
+    Quasi-linear PR: x_ij = b_ij / p_j, u_i = sum_j v_ij x_ij,
+    b_ij <- B_i v_ij x_ij / max(u_i, B_i). On return ``p`` holds the prices of the final bids
+    and ``beta[i] = B_i / max(u_i, B_i)`` the implied pacing multipliers (the inverse of the
+    bidder's bang per buck). Bids below 1e-30 B_i are flushed to 0 (no subnormals).
+    """
+    n, m = v.shape
+    invp = np.empty(m)
+    prices_from_bids(b, s, p)
+    for _ in range(iters):
+        for j in range(m):
+            invp[j] = 1.0 / p[j] if p[j] > 0.0 else 0.0
+        for i in prange(n):
+            u = 0.0
+            for j in range(m):
+                u += v[i, j] * b[i, j] * invp[j]
+            c = 1.0 if u <= B[i] else B[i] / u
+            beta[i] = c
+            floor = 1e-30 * B[i]
+            for j in range(m):
+                x = c * v[i, j] * b[i, j] * invp[j]
+                b[i, j] = x if x > floor else 0.0
+        prices_from_bids(b, s, p)
+
+
+@njit(cache=True, parallel=True)
+def max_bids(v, alpha, out_max, out_arg):
+    """Highest paced bid per good and its (lowest-index) bidder."""
+    n, m = v.shape
+    nch = (m + _CHUNK - 1) // _CHUNK
+    for c in prange(nch):
+        j0 = c * _CHUNK
+        j1 = min(m, j0 + _CHUNK)
+        for j in range(j0, j1):
+            out_max[j] = -1.0
+            out_arg[j] = -1
+        for i in range(n):
+            a = alpha[i]
+            for j in range(j0, j1):
+                x = a * v[i, j]
+                if x > out_max[j]:
+                    out_max[j] = x
+                    out_arg[j] = i
+
+
+@njit(cache=True, parallel=True)
+def top_two_bids(v, alpha, first, second, arg1, count_first, rtol):
+    """Highest and second-highest paced bids per good (``second`` counts a tie as the top bid),
+    the lowest-index top bidder and how many bidders are within ``rtol`` of the top bid."""
+    n, m = v.shape
+    nch = (m + _CHUNK - 1) // _CHUNK
+    for c in prange(nch):
+        j0 = c * _CHUNK
+        j1 = min(m, j0 + _CHUNK)
+        for j in range(j0, j1):
+            first[j] = -1.0
+            second[j] = 0.0
+            arg1[j] = -1
+            count_first[j] = 0
+        for i in range(n):
+            a = alpha[i]
+            for j in range(j0, j1):
+                x = a * v[i, j]
+                if x > first[j]:
+                    second[j] = max(first[j], 0.0)
+                    first[j] = x
+                    arg1[j] = i
+                elif x > second[j]:
+                    second[j] = x
+        for i in range(n):
+            a = alpha[i]
+            for j in range(j0, j1):
+                if first[j] > 0.0 and a * v[i, j] >= first[j] * (1.0 - rtol):
+                    count_first[j] += 1
+
+
+# --------------------------------------------------------------------------------------------
+# building sparse candidate sets
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def candidates_from_dense(v, b, beta, eta):
+    """Edges (i, j) with a positive bid and paced bid within a factor (1 - eta) of the best."""
+    n, m = v.shape
+    best = np.zeros(m)
+    for i in range(n):
+        for j in range(m):
+            x = beta[i] * v[i, j]
+            if x > best[j]:
+                best[j] = x
+    counts = np.zeros(m + 1, np.int64)
+    for i in range(n):
+        for j in range(m):
+            if b[i, j] > 0.0 and beta[i] * v[i, j] >= (1.0 - eta) * best[j]:
+                counts[j + 1] += 1
+    for j in range(m):
+        counts[j + 1] += counts[j]
+    nnz = counts[m]
+    bidder = np.empty(nnz, np.int64)
+    val = np.empty(nnz)
+    bid = np.empty(nnz)
+    fill = counts[:m].copy()
+    for i in range(n):
+        for j in range(m):
+            if b[i, j] > 0.0 and beta[i] * v[i, j] >= (1.0 - eta) * best[j]:
+                k = fill[j]
+                bidder[k] = i
+                val[k] = v[i, j]
+                bid[k] = b[i, j]
+                fill[j] += 1
+    return counts, bidder, val, bid
+
+
+@njit(cache=True)
+def merge_edges(ptr, bidder, val, bid, add_i, add_j, v, s, p, new_share):
+    """Add edges (add_i[k], add_j[k]) not yet present, with a bid of ``new_share`` of the good's
+    money; returns the new CSR arrays."""
+    m = ptr.shape[0] - 1
+    extra = np.zeros(m + 1, np.int64)
+    for k in range(add_i.shape[0]):
+        extra[add_j[k] + 1] += 1
+    newptr = np.zeros(m + 1, np.int64)
+    for j in range(m):
+        newptr[j + 1] = newptr[j] + (ptr[j + 1] - ptr[j]) + extra[j + 1]
+    nnz = newptr[m]
+    nb = np.empty(nnz, np.int64)
+    nv = np.empty(nnz)
+    nbid = np.empty(nnz)
+    fill = newptr[:m].copy()
+    for j in range(m):
+        for k in range(ptr[j], ptr[j + 1]):
+            q = fill[j]
+            nb[q] = bidder[k]
+            nv[q] = val[k]
+            nbid[q] = bid[k]
+            fill[j] += 1
+    for k in range(add_i.shape[0]):
+        i = add_i[k]
+        j = add_j[k]
+        dup = False
+        for q in range(newptr[j], fill[j]):
+            if nb[q] == i:
+                dup = True
+                break
+        if dup:
+            continue
+        q = fill[j]
+        nb[q] = i
+        nv[q] = v[i, j]
+        nbid[q] = max(new_share * p[j] * s[j], 1e-12 * p[j] * s[j])
+        fill[j] += 1
+    # compact (duplicates leave holes)
+    outptr = np.zeros(m + 1, np.int64)
+    for j in range(m):
+        outptr[j + 1] = outptr[j] + (fill[j] - newptr[j])
+    ob = np.empty(outptr[m], np.int64)
+    ov = np.empty(outptr[m])
+    obid = np.empty(outptr[m])
+    for j in range(m):
+        d = outptr[j] - newptr[j]
+        for q in range(newptr[j], fill[j]):
+            ob[q + d] = nb[q]
+            ov[q + d] = nv[q]
+            obid[q + d] = nbid[q]
+    return outptr, ob, ov, obid
+
+
+# --------------------------------------------------------------------------------------------
+# exact polish: pacing multipliers from a guessed tie structure
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _find(parent, x):
+    r = x
+    while parent[r] != r:
+        r = parent[r]
+    while parent[x] != r:
+        nx = parent[x]
+        parent[x] = r
+        x = nx
+    return r
+
+
+@njit(cache=True)
+def alphas_from_structure(ptr, bidder, val, bid, beta_est, B, s, tau_share, tau_unpaced):
+    """Exact pacing multipliers for a guessed tie structure.
+
+    Edges: candidate (i, j) whose share of good j's money exceeds ``tau_share`` (weight =
+    share) and (i, ROOT) for bidders whose estimate is within ``tau_unpaced`` of 1 (weight 2).
+    A maximum spanning forest fixes the structure; along it, tied bids are equal
+    (alpha_i v_ij = p_j = alpha_k v_kj) and root-connected bidders have alpha = 1. A tree without
+    the root is all-paced, so its bidders spend their budgets exactly on its goods: that fixes
+    its scale. Returns (alpha, ok); ok is False when some alpha would exceed 1.
+    """
+    m = ptr.shape[0] - 1
+    n = B.shape[0]
+    root = n + m
+    # candidate edges
+    cnt = 0
+    for j in range(m):
+        tot = 0.0
+        for k in range(ptr[j], ptr[j + 1]):
+            tot += bid[k]
+        if tot <= 0.0:
+            continue
+        for k in range(ptr[j], ptr[j + 1]):
+            if bid[k] > tau_share * tot and val[k] > 0.0:
+                cnt += 1
+    for i in range(n):
+        if beta_est[i] >= 1.0 - tau_unpaced:
+            cnt += 1
+    ea = np.empty(cnt, np.int64)
+    eb = np.empty(cnt, np.int64)
+    ev = np.empty(cnt)
+    w = np.empty(cnt)
+    q = 0
+    for i in range(n):
+        if beta_est[i] >= 1.0 - tau_unpaced:
+            ea[q] = i
+            eb[q] = root
+            ev[q] = 1.0
+            w[q] = 2.0
+            q += 1
+    for j in range(m):
+        tot = 0.0
+        for k in range(ptr[j], ptr[j + 1]):
+            tot += bid[k]
+        if tot <= 0.0:
+            continue
+        for k in range(ptr[j], ptr[j + 1]):
+            if bid[k] > tau_share * tot and val[k] > 0.0:
+                ea[q] = bidder[k]
+                eb[q] = n + j
+                ev[q] = val[k]
+                w[q] = bid[k] / tot
+                q += 1
+    order = np.argsort(-w, kind="mergesort")
+    parent = np.arange(n + m + 1)
+    deg = np.zeros(n + m + 2, np.int64)
+    keep = np.zeros(cnt, np.bool_)
+    for t in range(cnt):
+        e = order[t]
+        ra = _find(parent, ea[e])
+        rb = _find(parent, eb[e])
+        if ra != rb:
+            parent[ra] = rb
+            keep[e] = True
+            deg[ea[e] + 1] += 1
+            deg[eb[e] + 1] += 1
+    # forest adjacency
+    for x in range(n + m + 1):
+        deg[x + 1] += deg[x]
+    adj = np.empty(deg[n + m + 1], np.int64)
+    adjv = np.empty(deg[n + m + 1])
+    fill = deg[: n + m + 1].copy()
+    for e in range(cnt):
+        if keep[e]:
+            a = ea[e]
+            c = eb[e]
+            adj[fill[a]] = c
+            adjv[fill[a]] = ev[e]
+            fill[a] += 1
+            adj[fill[c]] = a
+            adjv[fill[c]] = ev[e]
+            fill[c] += 1
+    # values on nodes: alpha for bidders, price for goods
+    level = np.full(n + m + 1, np.nan)
+    seen = np.zeros(n + m + 1, np.bool_)
+    queue = np.empty(n + m + 1, np.int64)
+    members = np.empty(n + m + 1, np.int64)
+    alpha = np.ones(n)
+    ok = True
+    for start in range(n + m + 1):
+        # the root first, then every unvisited bidder starts its own tree
+        src = root if start == 0 else start - 1
+        if src != root and src >= n:
+            continue
+        if seen[src]:
+            continue
+        seen[src] = True
+        level[src] = 1.0
+        qh = 0
+        qt = 0
+        queue[qt] = src
+        qt += 1
+        while qh < qt:
+            x = queue[qh]
+            qh += 1
+            for t in range(deg[x], deg[x + 1]):
+                y = adj[t]
+                if seen[y]:
+                    continue
+                seen[y] = True
+                if x == root or y == root:
+                    level[y] = 1.0  # bidder tied to the root: alpha = 1
+                elif x < n:  # bidder -> good: price = alpha v
+                    level[y] = level[x] * adjv[t]
+                else:  # good -> bidder: alpha = price / v
+                    level[y] = level[x] / adjv[t]
+                queue[qt] = y
+                qt += 1
+        for t in range(qt):
+            members[t] = queue[t]
+        if src != root:
+            budget = 0.0
+            money = 0.0
+            for t in range(qt):
+                x = members[t]
+                if x < n:
+                    budget += B[x]
+                else:
+                    money += s[x - n] * level[x]
+            scale = budget / money if money > 0.0 else 1.0 / level[src]
+            for t in range(qt):
+                level[members[t]] *= scale
+        for t in range(qt):
+            x = members[t]
+            if x < n:
+                a = level[x]
+                if a > 1.0 + 1e-12:
+                    ok = False
+                alpha[x] = min(a, 1.0)
+    return alpha, ok
+
+
+@njit(cache=True)
+def tight_edges(v, alpha, p, rtol):
+    """All (i, j) with p_j > 0 and alpha_i v_ij >= p_j (1 - rtol), by good."""
+    n, m = v.shape
+    cnt = 0
+    for i in range(n):
+        for j in range(m):
+            if p[j] > 0.0 and alpha[i] * v[i, j] >= p[j] * (1.0 - rtol):
+                cnt += 1
+    ei = np.empty(cnt, np.int64)
+    ej = np.empty(cnt, np.int64)
+    q = 0
+    for i in range(n):
+        for j in range(m):
+            if p[j] > 0.0 and alpha[i] * v[i, j] >= p[j] * (1.0 - rtol):
+                ei[q] = i
+                ej[q] = j
+                q += 1
+    return ei, ej
+
+
+# --------------------------------------------------------------------------------------------
+# max flow (Dinic) for splitting tied goods so that paced bidders spend their budgets exactly
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _dinic(nnodes, src, snk, head, nxt, to, cap, eps):
+    level = np.empty(nnodes, np.int64)
+    it = np.empty(nnodes, np.int64)
+    queue = np.empty(nnodes, np.int64)
+    path = np.empty(nnodes, np.int64)
+    total = 0.0
+    while True:
+        level[:] = -1
+        level[src] = 0
+        qh = 0
+        qt = 1
+        queue[0] = src
+        while qh < qt:
+            x = queue[qh]
+            qh += 1
+            e = head[x]
+            while e != -1:
+                y = to[e]
+                if cap[e] > eps and level[y] < 0:
+                    level[y] = level[x] + 1
+                    queue[qt] = y
+                    qt += 1
+                e = nxt[e]
+        if level[snk] < 0:
+            break
+        for x in range(nnodes):
+            it[x] = head[x]
+        while True:
+            depth = 0
+            x = src
+            found = False
+            while True:
+                if x == snk:
+                    found = True
+                    break
+                e = it[x]
+                while e != -1 and not (cap[e] > eps and level[to[e]] == level[x] + 1):
+                    e = nxt[e]
+                it[x] = e
+                if e == -1:
+                    if x == src:
+                        break
+                    level[x] = -2
+                    depth -= 1
+                    pe = path[depth]
+                    x = to[pe ^ 1]
+                    it[x] = nxt[it[x]]
+                else:
+                    path[depth] = e
+                    depth += 1
+                    x = to[e]
+            if not found:
+                break
+            f = np.inf
+            for d in range(depth):
+                f = min(f, cap[path[d]])
+            for d in range(depth):
+                cap[path[d]] -= f
+                cap[path[d] ^ 1] += f
+            total += f
+    return total
+
+
+@njit(cache=True)
+def split_money(n, m, ei, ej, budgets, paced, money):
+    """Money flow on edges (ei, ej) with good j receiving ``money[j]``, paced bidders spending
+    exactly their budget and the others at most theirs, when possible (max flow: paced bidders
+    first, then the rest). Returns (flow per edge, flow per bidder, flow per good)."""
+    E = ei.shape[0]
+    nnodes = n + m + 2
+    src = n + m
+    snk = n + m + 1
+    ne = 2 * (n + E + m)
+    head = np.full(nnodes, -1, np.int64)
+    nxt = np.empty(ne, np.int64)
+    to = np.empty(ne, np.int64)
+    cap = np.zeros(ne)
+    big = 0.0
+    for j in range(m):
+        big += money[j]
+    big = 2.0 * big + 1.0
+    q = 0
+    # source -> bidder: edges 0 .. 2n
+    for i in range(n):
+        to[q] = i
+        cap[q] = budgets[i] if paced[i] else 0.0
+        nxt[q] = head[src]
+        head[src] = q
+        q += 1
+        to[q] = src
+        cap[q] = 0.0
+        nxt[q] = head[i]
+        head[i] = q
+        q += 1
+    first_edge = q
+    for k in range(E):
+        a = ei[k]
+        c = n + ej[k]
+        to[q] = c
+        cap[q] = big
+        nxt[q] = head[a]
+        head[a] = q
+        q += 1
+        to[q] = a
+        cap[q] = 0.0
+        nxt[q] = head[c]
+        head[c] = q
+        q += 1
+    for j in range(m):
+        c = n + j
+        to[q] = snk
+        cap[q] = money[j]
+        nxt[q] = head[c]
+        head[c] = q
+        q += 1
+        to[q] = c
+        cap[q] = 0.0
+        nxt[q] = head[snk]
+        head[snk] = q
+        q += 1
+    eps = 1e-15 * big
+    _dinic(nnodes, src, snk, head, nxt, to, cap, eps)
+    for i in range(n):
+        if not paced[i]:
+            cap[2 * i] = budgets[i]
+    _dinic(nnodes, src, snk, head, nxt, to, cap, eps)
+    flow = np.empty(E)
+    for k in range(E):
+        flow[k] = cap[first_edge + 2 * k + 1]
+    per_bidder = np.empty(n)
+    for i in range(n):
+        per_bidder[i] = cap[2 * i + 1]
+    per_good = np.empty(m)
+    base = first_edge + 2 * E
+    for j in range(m):
+        per_good[j] = cap[base + 2 * j + 1]
+    return flow, per_bidder, per_good
+
+
+# --------------------------------------------------------------------------------------------
+# outcome of a pacing vector under a winner allocation (used by check and the SPPE dynamics)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def coo_totals(n, m, bidder, good, qty, prices, v):
+    """spend, value per bidder and quantity sold per good of a COO allocation."""
+    spend = np.zeros(n)
+    value = np.zeros(n)
+    sold = np.zeros(m)
+    for k in range(bidder.shape[0]):
+        i = bidder[k]
+        j = good[k]
+        spend[i] += qty[k] * prices[j]
+        value[i] += qty[k] * v[i, j]
+        sold[j] += qty[k]
+    return spend, value, sold
+
+
+@njit(cache=True)
+def sppe_spend(v, alpha, s, first, second, arg1):
+    """Spend per bidder when each good goes to its (lowest-index) top paced bidder at the
+    second-highest paced bid."""
+    n, m = v.shape
+    spend = np.zeros(n)
+    for j in range(m):
+        if first[j] > 0.0:
+            spend[arg1[j]] += s[j] * second[j]
+    return spend
+
+
+# --------------------------------------------------------------------------------------------
+# log-barrier Newton method on the dual (beta, p), p eliminated good by good
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def barrier_prices(ptr, bidder, val, beta, s, mu, p):
+    """For each good, the p_j > max_i beta_i v_ij solving s_j = mu sum_i 1 / (p_j - beta_i v_ij)
+    (the minimiser of s_j p_j - mu sum_i log(p_j - beta_i v_ij)); returns the barrier value
+    sum_j [s_j p_j - mu sum_i log(p_j - beta_i v_ij)]."""
+    m = ptr.shape[0] - 1
+    total = 0.0
+    for j in range(m):
+        k0 = ptr[j]
+        k1 = ptr[j + 1]
+        if k1 == k0:
+            p[j] = 0.0
+            continue
+        bmax = 0.0
+        for k in range(k0, k1):
+            x = beta[bidder[k]] * val[k]
+            if x > bmax:
+                bmax = x
+        t = mu / s[j]  # t = p - bmax; h(t) >= 0 here, Newton then increases t monotonically
+        for _ in range(200):
+            h = -s[j]
+            dh = 0.0
+            for k in range(k0, k1):
+                g = t + (bmax - beta[bidder[k]] * val[k])
+                h += mu / g
+                dh += mu / (g * g)
+            step = h / dh
+            t += step
+            if step <= 1e-15 * t:
+                break
+        p[j] = bmax + t
+        acc = s[j] * p[j]
+        for k in range(k0, k1):
+            acc -= mu * np.log(t + (bmax - beta[bidder[k]] * val[k]))
+        total += acc
+    return total
+
+
+@njit(cache=True)
+def barrier_newton_system(ptr, bidder, val, beta, B, s, mu, p, H, grad, share):
+    """Gradient and Hessian in beta of the reduced barrier function (p at its optimum);
+    ``share[k]`` gets the implied allocation mu / (p_j - beta_i v_ij) of edge k."""
+    m = ptr.shape[0] - 1
+    n = B.shape[0]
+    H[:, :] = 0.0
+    for i in range(n):
+        grad[i] = -B[i] / beta[i] + mu / (1.0 - beta[i])
+        H[i, i] = B[i] / (beta[i] * beta[i]) + mu / ((1.0 - beta[i]) * (1.0 - beta[i]))
+    kmax = 0
+    for j in range(m):
+        kmax = max(kmax, ptr[j + 1] - ptr[j])
+    c = np.empty(kmax)
+    for j in range(m):
+        k0 = ptr[j]
+        k1 = ptr[j + 1]
+        if k1 == k0:
+            continue
+        bmax = 0.0
+        for k in range(k0, k1):
+            x = beta[bidder[k]] * val[k]
+            if x > bmax:
+                bmax = x
+        t = p[j] - bmax
+        D = 0.0
+        for k in range(k0, k1):
+            i = bidder[k]
+            g = t + (bmax - beta[i] * val[k])
+            share[k] = mu / g
+            grad[i] += mu * val[k] / g
+            H[i, i] += mu * val[k] * val[k] / (g * g)
+            c[k - k0] = mu * val[k] / (g * g)
+            D += mu / (g * g)
+        for a in range(k1 - k0):
+            ia = bidder[k0 + a]
+            ca = c[a] / D
+            for b2 in range(k1 - k0):
+                H[ia, bidder[k0 + b2]] -= ca * c[b2]

@@ -117,7 +117,7 @@ class _Totals:
 
     def __init__(self, simulation: Simulation):
         self.simulation = simulation
-        self.market = {"rounds": 0, "auctions": 0, "sold": 0, "revenue": 0.0, "welfare": 0.0}
+        self.market = {"rounds": 0, "auctions": 0, "slots_offered": 0, "sold": 0, "revenue": 0.0, "welfare": 0.0}
         populations = len(simulation.state.population_names)
         self.spend = np.zeros(populations)
         self.wins = np.zeros(populations)
@@ -128,6 +128,7 @@ class _Totals:
         for key in ("auctions", "sold", "revenue", "welfare"):
             self.market[key] += getattr(result, key)
         self.market["rounds"] += 1
+        self.market["slots_offered"] += sum(c.auctions * c.totals.slots for c in result.channels)
         state = self.simulation.state
         starts = state.population_start[:-1]
         self.spend += np.add.reduceat(state.spend, starts)
@@ -142,7 +143,7 @@ class _Totals:
 
     def summary(self) -> dict[str, Any]:
         m = dict(self.market)
-        m["sold_share"] = m["sold"] / m["auctions"] if m["auctions"] else 0.0
+        m["sold_share"] = m["sold"] / m["slots_offered"] if m["slots_offered"] else 0.0  # of slot impressions
         m["mean_price"] = m["revenue"] / m["sold"] if m["sold"] else None
         state = self.simulation.state
         last_multiplier = self._mean_multiplier()

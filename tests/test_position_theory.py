@@ -1,0 +1,204 @@
+"""Position auctions (GSP, VCG) against theory: brute-force externalities, dominance, EOS equilibrium.
+
+The deterministic checks build small hand-made instances for the kernel
+(``bidscape.mechanisms.conformance.Instance``): every agent bids (``bidders="all"``),
+values are the constant 1 so that each agent's bid is its bid factor, and pricing is
+per impression so that payments are the expected payment ``ppc * q * ctr`` with no
+click draw. Qualities and CTRs keep ``q * ctr <= 1`` so that the click probability is
+exactly ``q * ctr``. These quantities are deterministic, so their tolerances only
+allow floating-point rounding (a handful of ulps of sums of a few terms: 1e-12
+relative, or 1e-9 where the two sides are summed in different orders over several
+slots). The statistical check of the output contract allows Z = 4 standard errors.
+"""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import bidscape
+from bidscape import Scenario
+from bidscape.engine.kernel import BID_COLUMNS, BID_FACTOR, QUALITY, REMAINING
+from bidscape.markets.distributions import Constant
+from bidscape.mechanisms.base import MechanismSettings
+from bidscape.mechanisms.conformance import Instance, run_kernel
+from bidscape.mechanisms.gsp import MECHANISM as GSP
+from bidscape.mechanisms.vcg import MECHANISM as VCG
+
+Z = 4.0
+RTOL = 1e-12  # deterministic: a few terms summed in floating point differ by a few ulps
+ATOL = 1e-15  # payments are O(0.01 .. 1), so this only matters for exact zeros
+
+
+def kernel_payments(mechanism, bids, qualities, ctrs, key=12345):
+    """One auction, every agent bidding its bid factor (constant value 1), priced per impression.
+
+    Returns (winner per slot, per-impression payment per slot).
+    """
+    n = len(bids)
+    bid_state = np.zeros((n, BID_COLUMNS))
+    bid_state[:, BID_FACTOR] = bids
+    bid_state[:, REMAINING] = math.inf
+    bid_state[:, QUALITY] = qualities
+    tables = Constant(dist="constant", value=1.0).quantile_table(64)[None, :]
+    instance = Instance(
+        settings=MechanismSettings(reserve=0.0, soft_floor=0.0, slot_ctrs=tuple(float(c) for c in ctrs),
+                                   pricing="impression"),
+        bidders="all", ranges=np.array([[0, n, 0]], np.int64), bid_state=bid_state, cap=None,
+        value_scale=np.ones(n), value_tables=tables, key_of_round=key, first_auction=0, n_auctions=1)
+    result = run_kernel(mechanism, instance)
+    return result.winner[0], result.price[0]
+
+
+def random_market(rng, n, slots):
+    """Distinct bids, qualities in [0.3, 2] and strictly decreasing CTRs in (0.05, 0.5): q * ctr < 1."""
+    bids = rng.uniform(0.1, 3.0, n)
+    qualities = rng.uniform(0.3, 2.0, n)
+    ctrs = np.sort(rng.uniform(0.05, 0.5, slots))[::-1]
+    return bids, qualities, ctrs
+
+
+def best_assignment(weights, ctrs, excluded=None):
+    """Brute force: the welfare-maximising assignment of bidders to slots (slot -> bidder, or -1)."""
+    bidders = [i for i in range(len(weights)) if i != excluded]
+    slots = len(ctrs)
+    best, best_welfare = None, -1.0
+    filled = min(slots, len(bidders))
+    for chosen in itertools.permutations(bidders, filled):
+        welfare = sum(ctrs[s] * weights[i] for s, i in enumerate(chosen))
+        if welfare > best_welfare:
+            best, best_welfare = list(chosen) + [-1] * (slots - filled), welfare
+    return best, best_welfare
+
+
+def others_score(bids, qualities, i):
+    return sorted((bids[j] * qualities[j] for j in range(len(bids)) if j != i), reverse=True)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_vcg_payment_is_the_brute_force_externality(seed):
+    rng = np.random.default_rng([seed, 1])
+    n, slots = int(rng.integers(1, 7)), int(rng.integers(1, 5))
+    bids, qualities, ctrs = random_market(rng, n, slots)
+    weights = bids * qualities  # expected welfare of bidder i in slot s is ctrs[s] * q_i * b_i
+    allocation, _ = best_assignment(weights, ctrs)
+    winners, paid = kernel_payments(VCG, bids, qualities, ctrs)
+    assert winners == allocation  # ranking by bid x quality is the efficient allocation
+    for s, i in enumerate(allocation):
+        if i < 0:
+            assert paid[s] == 0.0
+            continue
+        others_with_i = sum(ctrs[t] * weights[j] for t, j in enumerate(allocation) if j >= 0 and j != i)
+        _, others_without_i = best_assignment(weights, ctrs, excluded=i)
+        externality = others_without_i - others_with_i
+        ppc = VCG.reference_price_per_click(s, others_score(bids, qualities, i), qualities[i], 0.0, list(ctrs))
+        assert math.isclose(ppc * qualities[i] * ctrs[s], externality, rel_tol=RTOL, abs_tol=ATOL)
+        assert math.isclose(paid[s], externality, rel_tol=RTOL, abs_tol=ATOL)
+
+
+def expected_utility(winners, paid, agent, value, quality, ctrs):
+    for s, w in enumerate(winners):
+        if w == agent:
+            return value * quality * ctrs[s] - paid[s]
+    return 0.0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_truthful_bidding_is_dominant_in_vcg(seed):
+    """No deviation on a grid of bids 0 .. 2 x value beats bidding the value (kernel and reference)."""
+    rng = np.random.default_rng([seed, 2])
+    n, slots = int(rng.integers(2, 6)), int(rng.integers(1, 4))
+    values, qualities, ctrs = random_market(rng, n, slots)  # the others bid their values
+    for i in range(n):
+        truthful_winners, truthful_paid = kernel_payments(VCG, values, qualities, ctrs)
+        truthful = expected_utility(truthful_winners, truthful_paid, i, values[i], qualities[i], ctrs)
+        assert truthful >= -ATOL  # individually rational
+        others = others_score(values, qualities, i)
+        for factor in np.linspace(0.0, 2.0, 41):
+            bids = values.copy()
+            bids[i] = factor * values[i]
+            winners, paid = kernel_payments(VCG, bids, qualities, ctrs)
+            deviation = expected_utility(winners, paid, i, values[i], qualities[i], ctrs)
+            # 1e-12: both utilities are the same few terms up to rounding (equal when the slot is kept)
+            assert deviation <= truthful + 1e-12, (i, factor, deviation, truthful)
+            # the same with the reference pricing rule: slot = number of others' scores above the bid's
+            slot = sum(score > bids[i] * qualities[i] for score in others)
+            if bids[i] > 0 and slot < slots:
+                ppc = VCG.reference_price_per_click(slot, others, qualities[i], 0.0, list(ctrs))
+                assert (values[i] - ppc) * qualities[i] * ctrs[slot] <= truthful + 1e-12
+
+
+def eos_bids(values, ctrs):
+    """Edelman-Ostrovsky-Schwarz lowest envy-free bids, values sorted descending, quality 1."""
+    n, slots = len(values), len(ctrs)
+    bids = np.array(values, dtype=float)  # the excluded bidders (ranked slots+1 ..) bid their values
+    for k in range(min(slots, n - 1) - 1, 0, -1):  # 0-indexed slot k = 1-indexed slot k+1 >= 2
+        bids[k] = values[k] - ctrs[k] / ctrs[k - 1] * (values[k] - bids[k + 1])
+    bids[0] = values[0]  # anything above bids[1] keeps slot 0
+    return bids
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_gsp_at_eos_equilibrium_earns_vcg_revenue(seed):
+    rng = np.random.default_rng([seed, 3])
+    slots = int(rng.integers(1, 5))
+    n = slots + int(rng.integers(1, 3))  # at least one bidder left without a slot
+    values = np.sort(rng.uniform(0.1, 2.0, n))[::-1]
+    ctrs = np.sort(rng.uniform(0.05, 1.0, slots))[::-1]
+    ones = np.ones(n)
+    bids = eos_bids(values, ctrs)
+    assert np.all(np.diff(bids) < 0)  # the EOS bids keep the value order
+    gsp_winners, gsp_paid = kernel_payments(GSP, bids, ones, ctrs)
+    vcg_winners, vcg_paid = kernel_payments(VCG, values, ones, ctrs)
+    assert gsp_winners == vcg_winners == list(range(slots))
+    # per slot and in total, the GSP payments equal the truthful VCG payments (EOS 2007, Thm. 1);
+    # the sides are sums over up to 4 slots in different orders: 1e-9 is far above rounding
+    np.testing.assert_allclose(gsp_paid, vcg_paid, rtol=1e-9, atol=1e-12)
+    assert math.isclose(sum(gsp_paid), sum(vcg_paid), rel_tol=1e-9)
+    # locally envy-free: the bidder in slot k does not prefer slot k-1 at the price per click
+    # it would pay there (the bid of the current occupant of slot k)
+    for k in range(1, slots):
+        stay = values[k] * ctrs[k] - gsp_paid[k]
+        move_up = (values[k] - bids[k]) * ctrs[k - 1]
+        assert stay >= move_up - 1e-12
+        assert math.isclose(stay, move_up, rel_tol=1e-9, abs_tol=1e-12)  # lowest: indifferent
+    # and the first excluded bidder does not envy the last slot (its bid there is its value)
+    assert values[slots] - bids[slots] <= 1e-12
+    # every winner gets non-negative utility
+    assert all(values[k] * ctrs[k] - gsp_paid[k] >= -1e-12 for k in range(slots))
+
+
+def test_position_auction_output_contract(tmp_path):
+    ctrs, quality, auctions = [0.5, 0.3, 0.1], 1.5, 20_000
+    scenario = Scenario.from_dict({
+        "run": {"seed": 5, "rounds": 1, "auctions_per_round": auctions, "record_agents": "none",
+                "auction_sample_rate": 1.0},
+        "mechanism": {"type": "gsp", "slot_ctrs": ctrs},
+        "market": {"bidders_per_auction": "all"},
+        "populations": [{"name": "b", "size": 4, "strategy": "truthful",
+                         "quality": {"dist": "constant", "value": quality},
+                         "values": {"dist": "uniform", "low": 0.0, "high": 1.0}}],
+    })
+    run = bidscape.run(scenario, out=tmp_path / "run")
+    rows, market = run.auctions, run.market.row(0, named=True)
+    assert rows.height == 3 * auctions
+    counts = rows.group_by("slot").len().sort("slot")
+    assert counts["slot"].to_list() == [0, 1, 2] and counts["len"].to_list() == [auctions] * 3
+    for column in ("slot_impressions", "slot_clicks", "slot_revenue"):
+        assert len(market[column]) == 3
+    assert sum(market["slot_impressions"]) == market["sold"] == 3 * auctions  # 4 bidders > 3 slots
+    assert sum(market["slot_clicks"]) == market["clicks"] == int(rows["clicks"].sum())
+    # the same prices summed per slot and overall: only the summation order differs
+    assert math.isclose(sum(market["slot_revenue"]), market["revenue"], rel_tol=1e-9)
+    assert math.isclose(float(rows["price"].sum()), market["revenue"], rel_tol=1e-9)
+    for s, ctr in enumerate(ctrs):
+        p = ctr * quality
+        rate = market["slot_clicks"][s] / market["slot_impressions"][s]
+        # a binomial proportion: standard error sqrt(p (1 - p) / impressions)
+        assert abs(rate - p) < Z * math.sqrt(p * (1 - p) / market["slot_impressions"][s]), (s, rate, p)
+        slot_rows = rows.filter(rows["slot"] == s)
+        assert int(slot_rows["clicks"].sum()) == market["slot_clicks"][s]
+        assert math.isclose(float(slot_rows["price"].sum()), market["slot_revenue"][s], rel_tol=1e-9)
+        # click pricing: a slot's winner pays only when clicked
+        assert (slot_rows.filter(slot_rows["clicks"] == 0)["price"] == 0).all()

@@ -146,19 +146,7 @@ class Scenario(_Section):
     @classmethod
     def from_toml(cls, path: str | Path, overrides: list[str] | None = None) -> "Scenario":
         """Read, override (``key.path=value`` strings) and validate a scenario file."""
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise InputError(Problem("", f"scenario file '{path}' does not exist",
-                                     "check the path (example scenarios are in data/scenarios/)"))
-        try:
-            raw = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as error:
-            raise InputError(Problem("", f"not valid TOML ({error})", "fix the syntax there"),
-                             source) from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(Problem("", f"cannot read the file ({error})", "check the file"),
-                             source) from None
+        raw, source = read_toml(path)
         for override in overrides or []:
             apply_override(raw, override)
         return cls.from_dict(raw, source)
@@ -214,6 +202,21 @@ class Scenario(_Section):
         from bidscape.bidders import STRATEGIES
 
         return STRATEGIES.get(population.strategy).Params.model_validate(population.params)
+
+
+def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
+    """A scenario file's raw tables and its name for messages; unreadable files are InputErrors."""
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise InputError(Problem("", f"scenario file '{path}' does not exist",
+                                 "check the path (example scenarios are in data/scenarios/)"))
+    try:
+        return tomllib.loads(path.read_text()), source
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(Problem("", f"not valid TOML ({error})", "fix the syntax there"), source) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(Problem("", f"cannot read the file ({error})", "check the file"), source) from None
 
 
 # ---- overrides (`--set key.path=value`, `[[events]] set = {...}`) ----

@@ -91,68 +91,54 @@ def prepare_output_folder(out: Path, overwrite: bool) -> None:
                                  "choose a folder you can write to")) from None
 
 
-class Recorder:
-    """Use as a context manager around a run; ``complete()`` marks success."""
+class RunFolder:
+    """The life of a run folder: manifest running -> complete | failed, one IPC writer per table.
 
-    def __init__(self, out: Path, scenario: dict[str, Any], population_names: list[str],
-                 version: str, overwrite: bool = False, channel_names: tuple[str, ...] = ("main",)):
+    Use as a context manager around a run; ``complete(summary)`` marks success, and any
+    exception (Ctrl-C included), also one while opening the files, marks it failed.
+    """
+
+    def __init__(self, out: Path, schemas: dict[str, pa.Schema], scenario: dict[str, Any], version: str,
+                 overwrite: bool = False, **manifest: Any):
         self.out = Path(out)
         prepare_output_folder(self.out, overwrite)
-        self.population_names = population_names
-        self.rows = {"market": 0, "agents": 0, "auctions": 0}
-        self._started = time.time()
+        self.rows = {table: 0 for table in schemas}
         self._clock = time.perf_counter()
         self.manifest: dict[str, Any] = {
             "status": "running",
+            **manifest,
             "version": version,
             "seed": scenario["run"]["seed"],
             "scenario": scenario,
-            "started": _timestamp(self._started),
+            "started": _timestamp(time.time()),
             "finished": None,
             "wall_seconds": None,
             "rows": self.rows,
         }
         self._write_manifest()
+        self._schemas = schemas
+        self._writers: dict[str, Any] = {}
         options = ipc.IpcWriteOptions(compression="zstd")
-        self._agents_schema = agents_schema()
-        self._writers = {
-            "market": ipc.new_file(self.out / "market.arrow", MARKET_SCHEMA, options=options),
-            "agents": ipc.new_file(self.out / "agents.arrow", self._agents_schema, options=options),
-            "auctions": ipc.new_file(self.out / "auctions.arrow", AUCTIONS_SCHEMA, options=options),
-        }
-        self._population_dictionary = pa.array(population_names, pa.string())
-        self._channel_dictionary = pa.array(list(channel_names), pa.string())
+        try:
+            for table, schema in schemas.items():
+                self._writers[table] = ipc.new_file(self.out / f"{table}.arrow", schema, options=options)
+        except BaseException as error:
+            self.fail(error)
+            raise
 
-    def __enter__(self) -> "Recorder":
+    def __enter__(self):
         return self
 
     def __exit__(self, kind, error, trace) -> bool:
-        if error is not None:
+        if error is not None and self.manifest["status"] == "running":
             self.fail(error)
         return False
 
-    # ---- writing ----
-    def write_market(self, columns: dict[str, Any]) -> None:
-        self._write("market", pa.record_batch(columns, schema=MARKET_SCHEMA))
-
-    def write_agents(self, columns: dict[str, Any], population_codes, channel_codes) -> None:
-        population = pa.DictionaryArray.from_arrays(pa.array(population_codes, pa.int16()),
-                                                    self._population_dictionary)
-        channel = pa.DictionaryArray.from_arrays(pa.array(channel_codes, pa.int16()), self._channel_dictionary)
-        batch = pa.record_batch({**columns, "population": population, "channel": channel},
-                                schema=self._agents_schema)
-        self._write("agents", batch)
-
-    def write_auctions(self, columns: dict[str, Any]) -> None:
-        channel = pa.DictionaryArray.from_arrays(pa.array(columns["channel"], pa.int16()), self._channel_dictionary)
-        self._write("auctions", pa.record_batch({**columns, "channel": channel}, schema=AUCTIONS_SCHEMA))
-
-    def _write(self, name: str, batch: pa.RecordBatch) -> None:
+    def write_batch(self, table: str, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
-            self._writers[name].write_batch(batch)
-            self.rows[name] += batch.num_rows
+            self._writers[table].write_batch(batch)
+            self.rows[table] += batch.num_rows
 
-    # ---- ending ----
     def complete(self, summary: dict[str, Any]) -> None:
         for writer in self._writers.values():
             writer.close()  # an error here fails the run: never "complete" with a file unfinished
@@ -160,20 +146,17 @@ class Recorder:
         self._finish("complete")
 
     def fail(self, error: BaseException) -> None:
-        self._close_writers()
+        for writer in self._writers.values():
+            try:
+                writer.close()
+            except Exception:  # a failed run keeps what it wrote; the manifest tells the truth
+                pass
         self.manifest["error"] = {
             "type": type(error).__name__,
             "message": str(error) or type(error).__name__,
             "traceback": "".join(traceback.format_exception(error))[-4000:],
         }
         self._finish("failed")
-
-    def _close_writers(self) -> None:
-        for writer in self._writers.values():
-            try:
-                writer.close()
-            except Exception:  # a failed run keeps what it wrote; the manifest tells the truth
-                pass
 
     def _finish(self, status: str) -> None:
         self.manifest["status"] = status
@@ -185,6 +168,33 @@ class Recorder:
         temporary = self.out / "manifest.json.tmp"
         temporary.write_text(json.dumps(self.manifest, indent=2, default=_json_default))
         os.replace(temporary, self.out / "manifest.json")
+
+
+class Recorder(RunFolder):
+    """An auction run's folder: market, agents and auctions tables."""
+
+    def __init__(self, out: Path, scenario: dict[str, Any], population_names: list[str],
+                 version: str, overwrite: bool = False, channel_names: tuple[str, ...] = ("main",)):
+        super().__init__(out, {"market": MARKET_SCHEMA, "agents": agents_schema(), "auctions": AUCTIONS_SCHEMA},
+                         scenario, version, overwrite)
+        self.population_names = population_names
+        self._population_dictionary = pa.array(population_names, pa.string())
+        self._channel_dictionary = pa.array(list(channel_names), pa.string())
+
+    def write_market(self, columns: dict[str, Any]) -> None:
+        self.write_batch("market", pa.record_batch(columns, schema=MARKET_SCHEMA))
+
+    def write_agents(self, columns: dict[str, Any], population_codes, channel_codes) -> None:
+        population = pa.DictionaryArray.from_arrays(pa.array(population_codes, pa.int16()),
+                                                    self._population_dictionary)
+        channel = pa.DictionaryArray.from_arrays(pa.array(channel_codes, pa.int16()), self._channel_dictionary)
+        batch = pa.record_batch({**columns, "population": population, "channel": channel},
+                                schema=self._schemas["agents"])
+        self.write_batch("agents", batch)
+
+    def write_auctions(self, columns: dict[str, Any]) -> None:
+        channel = pa.DictionaryArray.from_arrays(pa.array(columns["channel"], pa.int16()), self._channel_dictionary)
+        self.write_batch("auctions", pa.record_batch({**columns, "channel": channel}, schema=AUCTIONS_SCHEMA))
 
 
 def _timestamp(seconds: float) -> str:

@@ -90,11 +90,11 @@ class Simulation:
 
         key = np.uint64(round_key(self.run_key, r))
         rate = self._settings.run.auction_sample_rate if recorder is not None else 0.0
-        plays = [_ChannelPlay(c, channel, MECHANISMS.get(channel.mechanism.type), channel_key(key, c),
-                              self.state.kernel_market(c))
-                 for c, channel in enumerate(self.channels())]
-        for play in plays:
-            play.totals = Totals(play.mechanism.slots(play.settings))
+        plays = []
+        for c, channel in enumerate(self.channels()):
+            mechanism = MECHANISMS.get(channel.mechanism.type)
+            plays.append(_ChannelPlay(c, channel, mechanism, channel_key(key, c), self.state.kernel_market(c),
+                                      Totals(mechanism.slots(channel.mechanism))))
         # Several channels take turns in slices of the round, so that their traffic
         # interleaves in time and all of them see budgets run down alike.
         slices = 1 if len(plays) == 1 else CHANNEL_SLICES
@@ -262,7 +262,7 @@ class _ChannelPlay:
     mechanism: Mechanism
     key: np.uint64
     market: KernelMarket
-    totals: Totals = field(init=False)
+    totals: Totals
     sample: list = field(default_factory=list)
 
     @property

@@ -36,6 +36,7 @@ class MarketState:
     budget: np.ndarray  # float64[A]: per run; inf when unlimited
     multiplier: np.ndarray  # float64[A]: set by strategies before each round
     marked: np.ndarray  # uint8[A]: scratch for drawing distinct participants
+    personal_reserves: bool  # whether any population has personal reserves (fixed for the run)
 
     @classmethod
     def build(cls, scenario: Scenario, seed: np.random.SeedSequence) -> "MarketState":
@@ -70,11 +71,12 @@ class MarketState:
             budget=budget,
             multiplier=np.ones(n_agents),
             marked=np.zeros(n_agents, np.uint8),
+            personal_reserves=any(p.reserve is not None for p in populations),
         )
 
     def kernel_market(self, c: int) -> KernelMarket:
         return KernelMarket(self.channel_ranges[c], self.bid_state, self.channel_caps[c], self.channel_outcomes[c],
-                            self.value_tables, self.marked, bool(np.any(self.bid_state[:, RESERVE] > 0)))
+                            self.value_tables, self.marked, self.personal_reserves)
 
     @property
     def n_agents(self) -> int:

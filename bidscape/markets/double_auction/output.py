@@ -12,18 +12,12 @@ files written one record batch per period:
 
 from __future__ import annotations
 
-import json
-import os
-import time
-import traceback
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.ipc as ipc
 
-from bidscape.engine.recorder import prepare_output_folder
+from bidscape.engine.recorder import RunFolder
 
 KIND = "market_game"
 TABLES = ("market", "trades", "agents")
@@ -82,87 +76,13 @@ def to_batch(table: str, columns: dict[str, Any], group_names: pa.Array) -> pa.R
     return pa.record_batch(columns, schema=SCHEMAS[table])
 
 
-class GameRecorder:
-    """Use as a context manager around a run; ``complete(summary)`` marks success."""
+class GameRecorder(RunFolder):
+    """A market game's folder: market, trades and agents tables, ``"kind": "market_game"``."""
 
     def __init__(self, out: Path, scenario: dict[str, Any], group_names: list[str], version: str,
                  overwrite: bool = False):
-        self.out = Path(out)
-        prepare_output_folder(self.out, overwrite)
-        self.rows = {table: 0 for table in TABLES}
-        self._clock = time.perf_counter()
-        self.manifest: dict[str, Any] = {
-            "status": "running",
-            "kind": KIND,
-            "version": version,
-            "seed": scenario["run"]["seed"],
-            "scenario": scenario,
-            "started": _timestamp(time.time()),
-            "finished": None,
-            "wall_seconds": None,
-            "rows": self.rows,
-        }
-        self._write_manifest()
+        super().__init__(out, SCHEMAS, scenario, version, overwrite, kind=KIND)
         self._groups = pa.array(group_names, pa.string())
-        options = ipc.IpcWriteOptions(compression="zstd")
-        self._writers: dict[str, Any] = {}
-        try:
-            for table in TABLES:
-                self._writers[table] = ipc.new_file(self.out / f"{table}.arrow", SCHEMAS[table], options=options)
-        except BaseException as error:
-            self.fail(error)
-            raise
-
-    def __enter__(self) -> "GameRecorder":
-        return self
-
-    def __exit__(self, kind, error, trace) -> bool:
-        if error is not None and self.manifest["status"] == "running":
-            self.fail(error)
-        return False
 
     def write(self, table: str, columns: dict[str, Any]) -> None:
-        batch = to_batch(table, columns, self._groups)
-        if batch.num_rows:
-            self._writers[table].write_batch(batch)
-            self.rows[table] += batch.num_rows
-
-    def complete(self, summary: dict[str, Any]) -> None:
-        for writer in self._writers.values():
-            writer.close()  # an error here fails the run: never "complete" with a file unfinished
-        self.manifest["summary"] = summary
-        self._finish("complete")
-
-    def fail(self, error: BaseException) -> None:
-        for writer in self._writers.values():
-            try:
-                writer.close()
-            except Exception:  # a failed run keeps what it wrote; the manifest tells the truth
-                pass
-        self.manifest["error"] = {
-            "type": type(error).__name__,
-            "message": str(error) or type(error).__name__,
-            "traceback": "".join(traceback.format_exception(error))[-4000:],
-        }
-        self._finish("failed")
-
-    def _finish(self, status: str) -> None:
-        self.manifest["status"] = status
-        self.manifest["finished"] = _timestamp(time.time())
-        self.manifest["wall_seconds"] = round(time.perf_counter() - self._clock, 3)
-        self._write_manifest()
-
-    def _write_manifest(self) -> None:
-        temporary = self.out / "manifest.json.tmp"
-        temporary.write_text(json.dumps(self.manifest, indent=2, default=_json_default, allow_nan=False))
-        os.replace(temporary, self.out / "manifest.json")
-
-
-def _timestamp(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+        self.write_batch(table, to_batch(table, columns, self._groups))

@@ -53,7 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serial
 from bidscape.errors import InputError, Problem, did_you_mean
 from bidscape.markets.distributions import Distribution, reject_coerced_numbers
 from bidscape.markets.double_auction.traders import STRATEGIES
-from bidscape.scenario import _problems_from, apply_override, set_path
+from bidscape.scenario import _problems_from, apply_override, read_toml, set_path
 
 MECHANISM_NAMES = ("continuous", "call")
 
@@ -181,20 +181,6 @@ def is_market_game_file(path: str | Path) -> bool:
         return is_market_game(tomllib.loads(Path(path).read_text()))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return False
-
-
-def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
-    path = Path(path)
-    source = str(path)
-    if not path.is_file():
-        raise InputError(Problem("", f"scenario file '{path}' does not exist",
-                                 "check the path (example scenarios are in data/scenarios/)"))
-    try:
-        return tomllib.loads(path.read_text()), source
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(Problem("", f"not valid TOML ({error})", "fix the syntax there"), source) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(Problem("", f"cannot read the file ({error})", "check the file"), source) from None
 
 
 # ---- checks ----

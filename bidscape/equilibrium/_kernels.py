@@ -236,24 +236,12 @@ def alphas_from_structure(ptr, bidder, val, bid, beta_est, B, s, tau_share, tau_
     m = ptr.shape[0] - 1
     n = B.shape[0]
     root = n + m
-    # candidate edges
-    cnt = 0
-    for j in range(m):
-        tot = 0.0
-        for k in range(ptr[j], ptr[j + 1]):
-            tot += bid[k]
-        if tot <= 0.0:
-            continue
-        for k in range(ptr[j], ptr[j + 1]):
-            if bid[k] > tau_share * tot and val[k] > 0.0:
-                cnt += 1
-    for i in range(n):
-        if beta_est[i] >= 1.0 - tau_unpaced:
-            cnt += 1
-    ea = np.empty(cnt, np.int64)
-    eb = np.empty(cnt, np.int64)
-    ev = np.empty(cnt)
-    w = np.empty(cnt)
+    # candidate edges: at most one per (bidder, good) entry plus one per bidder
+    most = ptr[m] + n
+    ea = np.empty(most, np.int64)
+    eb = np.empty(most, np.int64)
+    ev = np.empty(most)
+    w = np.empty(most)
     q = 0
     for i in range(n):
         if beta_est[i] >= 1.0 - tau_unpaced:
@@ -275,11 +263,12 @@ def alphas_from_structure(ptr, bidder, val, bid, beta_est, B, s, tau_share, tau_
                 ev[q] = val[k]
                 w[q] = bid[k] / tot
                 q += 1
+    ea, eb, ev, w = ea[:q], eb[:q], ev[:q], w[:q]
     order = np.argsort(-w, kind="mergesort")
     parent = np.arange(n + m + 1)
     deg = np.zeros(n + m + 2, np.int64)
-    keep = np.zeros(cnt, np.bool_)
-    for t in range(cnt):
+    keep = np.zeros(q, np.bool_)
+    for t in range(q):
         e = order[t]
         ra = _find(parent, ea[e])
         rb = _find(parent, eb[e])
@@ -294,7 +283,7 @@ def alphas_from_structure(ptr, bidder, val, bid, beta_est, B, s, tau_share, tau_
     adj = np.empty(deg[n + m + 1], np.int64)
     adjv = np.empty(deg[n + m + 1])
     fill = deg[: n + m + 1].copy()
-    for e in range(cnt):
+    for e in range(q):
         if keep[e]:
             a = ea[e]
             c = eb[e]

@@ -102,14 +102,32 @@ def run(scenario: Scenario | str | Path, out: Optional[str | Path] = None, *, ov
         out = Path(tempfile.mkdtemp(prefix=f"bidscape-{scenario.run.name}-"))
     names = [p.name for p in scenario.populations]
     channels = tuple(c.name for c in scenario.resolved_channels())
-    with Recorder(Path(out), scenario.to_dict(), names, __version__, overwrite, channels) as recorder:
+    with Recorder(Path(out), scenario.to_dict(), names, __version__, overwrite, channels,
+                  strategy_tables(scenario)) as recorder:
         simulation = Simulation(scenario)
-        totals = _Totals(simulation)
-        with _progress_bar(scenario, progress) as advance:
-            while not simulation.finished:
-                totals.add(simulation.step(recorder, advance))
+        try:
+            simulation.attach(recorder)
+            totals = _Totals(simulation)
+            with _progress_bar(scenario, progress) as advance:
+                while not simulation.finished:
+                    totals.add(simulation.step(recorder, advance))
+        finally:
+            simulation.close()
         recorder.complete(totals.summary())
     return Run(out)
+
+
+def strategy_tables(scenario: Scenario) -> dict[str, Any]:
+    """The extra tables (name -> Arrow schema) the scenario's strategies write."""
+    from bidscape.bidders import STRATEGIES
+
+    tables: dict[str, Any] = {}
+    for population in scenario.populations:
+        for name, schema in STRATEGIES.get(population.strategy).tables.items():
+            if name in tables and not tables[name].equals(schema):
+                raise ValueError(f"two strategies declare table '{name}' with different schemas")
+            tables[name] = schema
+    return tables
 
 
 class _Totals:
@@ -141,6 +159,10 @@ class _Totals:
         state = self.simulation.state
         return np.add.reduceat(state.multiplier, state.population_start[:-1]) / np.diff(state.population_start)
 
+    def _mean_regret(self, p: int) -> Optional[float]:
+        regret = self.simulation.strategies[p].regret()
+        return None if regret is None else float(np.mean(regret))
+
     def summary(self) -> dict[str, Any]:
         m = dict(self.market)
         m["sold_share"] = m["sold"] / m["slots_offered"] if m["slots_offered"] else 0.0  # of slot impressions
@@ -164,6 +186,7 @@ class _Totals:
                 "utility": float(self.value[p] - self.spend[p]),
                 "mean_multiplier_first_round": float(self.first_multiplier[p]) if self.first_multiplier is not None else None,
                 "mean_multiplier_last_round": float(last_multiplier[p]),
+                "mean_regret": self._mean_regret(p),
             })
         return {"market": m, "populations": populations}
 

@@ -41,6 +41,7 @@ class RunSection(_Section):
     auctions_per_round: int = Field(100_000, ge=1)
     record_agents: Literal["agent", "population", "none"] = "agent"
     auction_sample_rate: float = Field(0.001, ge=0, le=1)
+    experimental: bool = False  # allow strategies marked experimental (e.g. llm_proxy)
 
 
 class MechanismSection(_Section):
@@ -314,6 +315,10 @@ def _check_semantics(scenario: Scenario) -> list[Problem]:
         except ValidationError as error:
             problems.extend(_problems_from(error, population.params, prefix=f"{where}.params",
                                            model=strategy.Params))
+        if getattr(strategy, "experimental", False) and not scenario.run.experimental:
+            problems.append(Problem(f"{where}.strategy", f"strategy '{population.strategy}' is experimental",
+                                    "set experimental = true in [run] to use it"))
+        problems.extend(strategy.scenario_problems(scenario, i, where))
         if strategy.needs_budget and population.budget is None:
             problems.append(Problem(f"{where}.budget", f"strategy '{population.strategy}' needs a budget",
                                     'add e.g. budget = { dist = "uniform", low = 50.0, high = 150.0 }'))

@@ -112,7 +112,7 @@ BAD_INPUT = [
           "bidscape list strategies"],
          replace=[('strategy = "truthful"', 'strategy = "truthfull"')]),
     case("unknown-strategy-far-from-any", "populations[0].strategy",
-         ["populations[0].strategy", "unknown strategy 'zzz'", "adaptive_pacing, constant_shade, truthful"],
+         ["populations[0].strategy", "unknown strategy 'zzz'", "use one of: adaptive_pacing, ", "truthful"],
          replace=[('strategy = "truthful"', 'strategy = "zzz"')]),
     case("strategy-name-looks-like-markup", "populations[0].strategy",
          ["populations[0].strategy", "unknown strategy '[/b]'", "use one of"],

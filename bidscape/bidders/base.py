@@ -12,10 +12,11 @@ model in ``Params``) plus one line in ``bidscape/bidders/__init__.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 
@@ -33,6 +34,17 @@ class PopulationView:
     remaining_budget: np.ndarray
     value_scale: np.ndarray
     multiplier: np.ndarray  # written by ``decide``
+    first_agent: int = 0  # global index of the population's first agent
+    channel_names: tuple[str, ...] = ("main",)
+    # Written by strategies that declare ``uses_participation``: each agent takes part in
+    # each auction it is drawn for with this probability (throttling); else None.
+    participation: Optional[np.ndarray] = None
+    # Written by strategies that declare ``uses_channel_caps``: per channel, what each agent
+    # may still spend there (inf = no cap); else None.
+    channel_caps: Optional[tuple[np.ndarray, ...]] = None
+    # Set by strategies that declare ``uses_groups``: agents with the same group >= 0 never
+    # bid against each other (only the highest bid of a group in an auction counts).
+    group: Optional[np.ndarray] = None
 
     @property
     def size(self) -> int:
@@ -48,6 +60,17 @@ class RoundFeedback:
     wins: np.ndarray
     value: np.ndarray
     remaining_budget: np.ndarray
+    clicks: Optional[np.ndarray] = None
+    # float64[C, n] per channel: spend, wins and value of each agent there this round
+    channel_spend: Optional[np.ndarray] = None
+    channel_wins: Optional[np.ndarray] = None
+    channel_value: Optional[np.ndarray] = None
+    # For strategies with a ``counterfactual_grid``: float64[n, K], each agent's utility this
+    # round had it bid ``grid[k] x value`` in every auction it took part in, the others'
+    # bids held fixed (full-information feedback); None otherwise.
+    counterfactual: Optional[np.ndarray] = None
+    # auctions each agent took part in this round (counted with counterfactuals), else None
+    participations: Optional[np.ndarray] = None
 
 
 class Strategy:
@@ -57,11 +80,42 @@ class Strategy:
     summary: ClassVar[str]
     Params: ClassVar[type[BaseModel]] = NoParams
     needs_budget: ClassVar[bool] = False
+    uses_participation: ClassVar[bool] = False  # writes ``agents.participation`` (throttling)
+    uses_channel_caps: ClassVar[bool] = False  # writes ``agents.channel_caps``
+    uses_groups: ClassVar[bool] = False  # sets ``agents.group`` in ``__init__``
+    # Extra Arrow tables this strategy writes into the run folder with ``emit`` (name -> schema).
+    # Strategies that share a table name must declare the same schema.
+    tables: ClassVar[dict[str, pa.Schema]] = {}
+    experimental: ClassVar[bool] = False  # needs ``[run] experimental = true``
+
+    @classmethod
+    def scenario_problems(cls, scenario: Any, index: int, where: str) -> list:
+        """Problems (``bidscape.errors.Problem``) with using this strategy for population ``index``."""
+        return []
 
     def __init__(self, params: BaseModel, agents: PopulationView, rng: np.random.Generator):
         self.params = params
         self.agents = agents
         self.rng = rng
+        self._emit: Optional[Callable[[str, dict[str, Any]], None]] = None
+
+    def counterfactual_grid(self) -> Optional[np.ndarray]:
+        """Multipliers whose counterfactual utilities ``observe`` should get, or None."""
+        return None
+
+    def regret(self) -> Optional[np.ndarray]:
+        """Each agent's regret so far against its best fixed multiplier in hindsight, or None."""
+        return None
+
+    def emit(self, table: str, columns: dict[str, Any]) -> None:
+        """Append rows to one of this strategy's ``tables`` (dropped when the run is not recorded)."""
+        if table not in self.tables:
+            raise KeyError(f"strategy '{self.name}' did not declare a table '{table}' in ``tables``")
+        if self._emit is not None:
+            self._emit(table, columns)
+
+    def close(self) -> None:
+        """The run is over (or failed): release connections, flush caches."""
 
     def set_params(self, params: BaseModel) -> None:
         """New parameters from a scheduled event; learned state is kept."""

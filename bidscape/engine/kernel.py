@@ -42,6 +42,7 @@ from bidscape.engine.prefetch import prefetch_row
 from bidscape.engine.rng import (
     STREAM_PARTICIPANT,
     STREAM_SAMPLE,
+    STREAM_THROTTLE,
     STREAM_TIE,
     STREAM_VALUE,
     auction_key,
@@ -124,14 +125,48 @@ def draw_participants(key_of_auction, n_eligible, ranges, bidders, ring, ring_po
 
 
 @njit(cache=True, inline="always")
-def bid_of(agent, v, bid_state, cap, personal):
-    """The agent's bid for base value ``v``: 0 when below its personal reserve."""
+def takes_part(key_of_auction, agent, participation):
+    """Whether a throttled agent takes part in this auction (probability ``participation[agent]``)."""
+    return to_unit(draw_u64(key_of_auction, STREAM_THROTTLE, agent)) < participation[agent]
+
+
+@njit(cache=True, inline="always")
+def bid_of(agent, v, bid_state, cap, personal, key_of_auction, participation):
+    """The agent's bid for base value ``v``: 0 when below its personal reserve or throttled out."""
     bid = min(bid_state[agent, BID_FACTOR] * v, bid_state[agent, REMAINING])
     if cap is not None:
         bid = min(bid, cap[agent])
     if personal is not None:
         bid = bid if bid >= bid_state[agent, RESERVE] else 0.0
+    if participation is not None:
+        bid = bid if takes_part(key_of_auction, agent, participation) else 0.0
     return bid
+
+
+@njit(cache=True, inline="always")
+def _rank_in(j, bid, v, top, second, third, best, best_value, third_bid):
+    """Fold one bid into the running top two (three): a tie with the top keeps the earlier slot."""
+    higher = bid > top
+    if third_bid is not None:
+        third = max(third, min(bid, second))
+    second = max(second, min(bid, top))
+    best = j if higher else best
+    best_value = v if higher else best_value
+    top = max(top, bid)
+    return top, second, third, best, best_value
+
+
+@njit(cache=True, inline="always")
+def _coordinate(ring, offset, bidders, bids, group):
+    """Within each group, only the highest bid (the earliest slot among ties) stays in the auction."""
+    for j in range(bidders):
+        g = group[ring[offset + j]]
+        if g < 0:
+            continue
+        for q in range(bidders):
+            if q != j and group[ring[offset + q]] == g and (bids[q] > bids[j] or (bids[q] == bids[j] and q < j)):
+                bids[j] = 0.0
+                break
 
 
 @njit(cache=True, inline="always")
@@ -183,19 +218,23 @@ def _all_pay_losers(rule, agents, bids, offset, count, winner_agent, bid_state, 
 
 @njit(cache=True)
 def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state, value_tables, marked,
-                  winner, price, top_bid, second_bid, winner_value, others_paid, cap, personal, third_bid, losers):
+                  winner, price, top_bid, second_bid, winner_value, others_paid, cap, personal, participation,
+                  third_bid, losers, group):
     """Clear ``n_auctions`` auctions with ``bidders`` participants drawn uniformly each.
 
-    The last four arguments switch features on, and are ``None`` when off so that numba
+    The last six arguments switch features on, and are ``None`` when off so that numba
     compiles them out of the loop (each costs 10-50% of the speed when left in):
-    ``cap`` the channel's remaining budgets, ``personal`` personal reserves, ``third_bid``
+    ``cap`` the channel's remaining budgets, ``personal`` personal reserves,
+    ``participation`` per-agent participation probabilities (throttling), ``third_bid``
     tracking the third bid, ``losers`` the outcome state that all-pay losers' payments
-    go to.
+    go to, ``group`` per-agent groups (-1 = none) whose members never bid against each
+    other (only a group's highest bid in an auction counts).
     """
     n_eligible = eligible_agents(ranges)
     ring = np.empty(RING * bidders, np.int64)
     ring_population = np.empty(RING * bidders, np.int64)
     bids = np.empty(bidders)
+    values = np.empty(bidders)
     for r in range(min(LOOKAHEAD, n_auctions)):
         draw_participants(auction_key(key_of_round, first_auction + r), n_eligible, ranges, bidders,
                           ring, ring_population, (r % RING) * bidders, marked, bid_state)
@@ -214,17 +253,19 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
         for j in range(bidders):
             agent = ring[offset + j]
             v = draw_value(key, j, ring_population[offset + j], value_tables)
-            bid = bid_of(agent, v, bid_state, cap, personal)
-            if losers is not None:
+            bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
+            if losers is not None or group is not None:
                 bids[j] = bid
-            # branchless top two (three): a tie with the top bid keeps the earlier slot
-            higher = bid > top
-            if third_bid is not None:
-                third = max(third, min(bid, second))
-            second = max(second, min(bid, top))
-            best = j if higher else best
-            best_value = v if higher else best_value
-            top = max(top, bid)
+            if group is not None:
+                values[j] = v
+            else:  # branchless top two (three)
+                top, second, third, best, best_value = _rank_in(j, bid, v, top, second, third, best,
+                                                                best_value, third_bid)
+        if group is not None:
+            _coordinate(ring, offset, bidders, bids, group)
+            for j in range(bidders):
+                top, second, third, best, best_value = _rank_in(j, bids[j], values[j], top, second, third,
+                                                                best, best_value, third_bid)
         agent = ring[offset + best] if best >= 0 else -1
         _settle(rule, r, agent, top, second, third, best_value, bid_state, cap,
                 winner, price, top_bid, second_bid, winner_value)
@@ -236,10 +277,11 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
 
 @njit(cache=True)
 def clear_all(rule, key_of_round, first_auction, n_auctions, ranges, bid_state, value_tables,
-              winner, price, top_bid, second_bid, winner_value, others_paid, cap, personal, third_bid, losers):
+              winner, price, top_bid, second_bid, winner_value, others_paid, cap, personal, participation,
+              third_bid, losers):
     """Clear ``n_auctions`` auctions in which every agent of ``ranges`` bids (slot = agent index).
 
-    The last four arguments are as in ``clear_sampled``.
+    The optional arguments are as in ``clear_sampled`` (groups need sampled bidders).
     """
     all_pay = losers is not None
     n_eligible = eligible_agents(ranges)
@@ -257,7 +299,7 @@ def clear_all(rule, key_of_round, first_auction, n_auctions, ranges, bid_state, 
             p = ranges[q, 2]
             for agent in range(ranges[q, 0], ranges[q, 0] + ranges[q, 1]):
                 v = draw_value(key, agent, p, value_tables)
-                bid = bid_of(agent, v, bid_state, cap, personal)
+                bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
                 if all_pay:
                     agents[j] = agent
                     bids[j] = bid

@@ -152,10 +152,11 @@ def _rank_by_counting(scores, order):
 @njit(cache=True)
 def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state,
                             value_tables, marked, winner, price, bid_out, next_bid, value_out, clicks,
-                            cap, personal, vcg, soft_floor):
+                            cap, personal, participation, vcg, soft_floor):
     """Clear ``n_auctions`` position auctions with ``bidders`` participants drawn uniformly each.
 
-    ``cap`` (channel budgets), ``personal`` (personal reserves), ``vcg`` (VCG prices, else
+    ``cap`` (channel budgets), ``personal`` (personal reserves), ``participation``
+    (throttling), ``vcg`` (VCG prices, else
     GSP) and ``soft_floor`` are ``None`` when off, so that numba compiles them out, as in
     ``kernel.clear_sampled``.
     """
@@ -185,7 +186,7 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
         for j in range(bidders):
             agent = ring[offset + j]
             v = draw_value(key, j, ring_population[offset + j], value_tables)
-            bid = bid_of(agent, v, bid_state, cap, personal)
+            bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
             bids[j] = bid
             values[j] = v
             scores[j] = bid * bid_state[agent, QUALITY] if (bid > 0.0) & (bid >= reserve) else 0.0
@@ -209,7 +210,7 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
 @njit(cache=True)
 def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ranges, bid_state,
                         value_tables, winner, price, bid_out, next_bid, value_out, clicks,
-                        cap, personal, vcg, soft_floor):
+                        cap, personal, participation, vcg, soft_floor):
     """Clear ``n_auctions`` position auctions in which every agent of ``ranges`` bids."""
     slots = ctrs.shape[0]
     reserve = rule[RULE_RESERVE]
@@ -225,7 +226,7 @@ def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ran
             p = ranges[q, 2]
             for agent in range(ranges[q, 0], ranges[q, 0] + ranges[q, 1]):
                 v = draw_value(key, agent, p, value_tables)
-                bid = bid_of(agent, v, bid_state, cap, personal)
+                bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
                 if bid > 0.0 and bid >= reserve:
                     priority = np.int64(draw_u64(key, STREAM_TIE, agent) >> np.uint64(2))
                     _insert(bid * bid_state[agent, QUALITY], priority, bid, v, agent,

@@ -15,7 +15,7 @@ import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -44,7 +44,7 @@ MARKET_SCHEMA = pa.schema([
     ("slot_revenue", pa.list_(pa.float64())),
 ])
 
-AGENT_COLUMNS = ("spend", "wins", "value", "utility", "budget_remaining", "multiplier", "clicks")
+AGENT_COLUMNS = ("spend", "wins", "value", "utility", "budget_remaining", "multiplier", "clicks", "regret")
 
 
 def agents_schema() -> pa.Schema:
@@ -174,9 +174,10 @@ class Recorder(RunFolder):
     """An auction run's folder: market, agents and auctions tables."""
 
     def __init__(self, out: Path, scenario: dict[str, Any], population_names: list[str],
-                 version: str, overwrite: bool = False, channel_names: tuple[str, ...] = ("main",)):
-        super().__init__(out, {"market": MARKET_SCHEMA, "agents": agents_schema(), "auctions": AUCTIONS_SCHEMA},
-                         scenario, version, overwrite)
+                 version: str, overwrite: bool = False, channel_names: tuple[str, ...] = ("main",),
+                 extra_tables: Optional[dict[str, pa.Schema]] = None):
+        super().__init__(out, {"market": MARKET_SCHEMA, "agents": agents_schema(), "auctions": AUCTIONS_SCHEMA,
+                               **(extra_tables or {})}, scenario, version, overwrite)
         self.population_names = population_names
         self._population_dictionary = pa.array(population_names, pa.string())
         self._channel_dictionary = pa.array(list(channel_names), pa.string())
@@ -188,9 +189,15 @@ class Recorder(RunFolder):
         population = pa.DictionaryArray.from_arrays(pa.array(population_codes, pa.int16()),
                                                     self._population_dictionary)
         channel = pa.DictionaryArray.from_arrays(pa.array(channel_codes, pa.int16()), self._channel_dictionary)
+        if "regret" in columns:  # NaN (no regret recorded by the strategy) is written as null
+            columns = {**columns, "regret": pa.array(columns["regret"], pa.float64(), from_pandas=True)}
         batch = pa.record_batch({**columns, "population": population, "channel": channel},
                                 schema=self._schemas["agents"])
         self.write_batch("agents", batch)
+
+    def write_table(self, table: str, columns: dict[str, Any]) -> None:
+        """Rows of a strategy's own table (``Strategy.tables``)."""
+        self.write_batch(table, pa.record_batch(columns, schema=self._schemas[table]))
 
     def write_auctions(self, columns: dict[str, Any]) -> None:
         channel = pa.DictionaryArray.from_arrays(pa.array(columns["channel"], pa.int16()), self._channel_dictionary)

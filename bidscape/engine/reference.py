@@ -16,6 +16,7 @@ from typing import Sequence
 from bidscape.engine.rng import (
     STREAM_PARTICIPANT,
     STREAM_SAMPLE,
+    STREAM_THROTTLE,
     STREAM_TIE,
     STREAM_VALUE,
     py_auction_key,
@@ -37,6 +38,8 @@ class ReferenceMarket:
     value_tables: list[list[float]]
     cap: list[float] | None = None  # per-agent channel budget left, when the channel has one
     others_spend: list[float] = field(default_factory=list)  # all-pay payments of non-winners
+    participation: list[float] | None = None  # per-agent probability of taking part (throttling)
+    group: list[int] | None = None  # per-agent coordination group, -1 = none (single item, sampled)
 
 
 @dataclass
@@ -87,7 +90,9 @@ def reference_batch(mechanism, settings: MechanismSettings, market: ReferenceMar
             entrants = reference_participants(key, market.ranges, int(bidders))
             slot_of = list(range(len(entrants)))
         values = [reference_value(key, slot_of[j], market.value_tables[p]) for j, (_, p) in enumerate(entrants)]
-        bids = [_bid(market, agent, v) for (agent, _), v in zip(entrants, values)]
+        bids = [_bid(market, agent, v, key) for (agent, _), v in zip(entrants, values)]
+        if market.group is not None:
+            bids = _coordinated(market.group, entrants, bids)
         if bidders == "all":
             priority = [py_draw_u64(key, STREAM_TIE, agent) for agent, _ in entrants]
         else:
@@ -101,11 +106,27 @@ def reference_batch(mechanism, settings: MechanismSettings, market: ReferenceMar
     return results
 
 
-def _bid(market: ReferenceMarket, agent: int, value: float) -> float:
+def _bid(market: ReferenceMarket, agent: int, value: float, key: int) -> float:
+    if market.participation is not None:
+        if py_to_unit(py_draw_u64(key, STREAM_THROTTLE, agent)) >= market.participation[agent]:
+            return 0.0  # throttled out of this auction
     bid = min(market.bid_factor[agent] * value, market.remaining[agent])
     if market.cap is not None:
         bid = min(bid, market.cap[agent])
     return bid if bid >= market.personal_reserve[agent] else 0.0
+
+
+def _coordinated(group: list[int], entrants, bids: list[float]) -> list[float]:
+    """Each group keeps only its highest bid (the earliest slot among equal bids)."""
+    kept = list(bids)
+    for j, (agent, _) in enumerate(entrants):
+        if group[agent] < 0:
+            continue
+        mates = [q for q, (other, _) in enumerate(entrants) if group[other] == group[agent]]
+        leader = max(mates, key=lambda q: (bids[q], -q))
+        if leader != j:
+            kept[j] = 0.0
+    return kept
 
 
 def _charge(market: ReferenceMarket, agent: int, amount: float) -> None:

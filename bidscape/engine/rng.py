@@ -30,6 +30,7 @@ STREAM_PARTICIPANT = 0
 STREAM_VALUE = 1
 STREAM_TIE = 2
 STREAM_SAMPLE = 3
+STREAM_THROTTLE = 4  # per (auction, agent): does a throttled agent take part
 
 
 @njit(cache=True, inline="always")

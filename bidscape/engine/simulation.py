@@ -18,12 +18,13 @@ import numpy as np
 import pyarrow as pa
 
 from bidscape.bidders import STRATEGIES, Strategy
-from bidscape.engine import kernel
+from bidscape.engine import counterfactual, kernel
 from bidscape.engine.recorder import Recorder
 from bidscape.engine.kernel import CLICKS, SPEND, VALUE, WINS
 from bidscape.engine.rng import auction_key, round_key, run_key_from_seed
 from bidscape.markets.state import MarketState
 from bidscape.mechanisms import MECHANISMS, KernelMarket, Mechanism, Outcomes, Totals
+from bidscape.mechanisms.base import SingleItemAuction
 from bidscape.scenario import ResolvedChannel, Scenario
 
 BATCH_AUCTIONS = 1 << 17  # auctions per kernel call: ~6 MB of per-auction buffers per slot
@@ -69,6 +70,24 @@ class Simulation:
         self._buffers: dict[int, Outcomes] = {}
         self._events = sorted(self.scenario.events, key=lambda e: e.at_round)
         self._settings = self.scenario  # the scenario as changed by events so far
+        self._counterfactuals: Optional[_Counterfactuals] = None
+
+    def attach(self, recorder: Recorder) -> None:
+        """Send the strategies' own tables (``Strategy.tables``) to the run folder."""
+        for strategy in self.strategies:
+            if strategy.tables:
+                strategy._emit = recorder.write_table
+
+    def close(self) -> None:
+        """Let every strategy release what it holds (connections, caches); safe to call twice."""
+        errors = []
+        for strategy in self.strategies:
+            try:
+                strategy.close()
+            except Exception as error:  # close them all, then report the first failure
+                errors.append(error)
+        if errors:
+            raise errors[0]
 
     @property
     def finished(self) -> bool:
@@ -87,6 +106,7 @@ class Simulation:
             strategy.decide(r)
             self._check_multipliers(p)
         self.state.begin_round()
+        self._counterfactuals = _Counterfactuals.for_round(self)
 
         key = np.uint64(round_key(self.run_key, r))
         rate = self._settings.run.auction_sample_rate if recorder is not None else 0.0
@@ -107,8 +127,9 @@ class Simulation:
                     if on_auctions is not None:
                         on_auctions(n)
 
+        cf = self._counterfactuals
         for p, strategy in enumerate(self.strategies):
-            strategy.observe(self.state.feedback(p, r))
+            strategy.observe(self.state.feedback(p, r, *(cf.of(p) if cf is not None else (None, None))))
         results = [ChannelResult(play.channel.name, play.channel.auctions_per_round, play.totals) for play in plays]
         result = RoundResult(r, sum(c.auctions for c in results), sum(c.totals.sold for c in results),
                              sum(c.totals.revenue for c in results), sum(c.totals.welfare for c in results),
@@ -131,6 +152,8 @@ class Simulation:
             out = self._buffers[play.index] = Outcomes.allocate(BATCH_AUCTIONS, slots)
         play.mechanism.clear(play.settings, play.market, play.channel.bidders_per_auction, play.key, first, n, out)
         play.mechanism.accumulate(out, n, play.market, play.totals)
+        if self._counterfactuals is not None:
+            self._counterfactuals.replay(play, out, first, n)
         if rate > 0:
             keep = kernel.sampled_auctions(play.key, first, n, rate)
             if keep.size:
@@ -208,6 +231,7 @@ class Simulation:
         if mode == "none":
             return
         s = self.state
+        regret = self._regret()
         for play in plays:
             outcome = play.market.outcome_state
             position = play.mechanism.kind == "position"
@@ -215,7 +239,7 @@ class Simulation:
                 "spend": outcome[:, SPEND], "wins": outcome[:, WINS], "value": outcome[:, VALUE],
                 "utility": outcome[:, VALUE] - outcome[:, SPEND],
                 "budget_remaining": s.remaining_budget, "multiplier": s.multiplier,
-                "clicks": outcome[:, CLICKS],
+                "clicks": outcome[:, CLICKS], "regret": regret,
             }
             ranges = play.market.ranges
             codes = np.repeat(ranges[:, 2].astype(np.int16), ranges[:, 1])
@@ -237,6 +261,7 @@ class Simulation:
                 sums = {name: np.array([column[a:a + n].sum() for a, n, _ in ranges])
                         for name, column in columns.items()}
                 sums["multiplier"] = sums["multiplier"] / ranges[:, 1]  # mean multiplier of the population
+                sums["regret"] = sums["regret"] / ranges[:, 1]  # mean regret of the population
                 recorder.write_agents({
                     "round": np.full(len(ranges), result.round, np.int32),
                     "agent": pa.nulls(len(ranges), pa.int64()),
@@ -244,6 +269,16 @@ class Simulation:
                     "agents": ranges[:, 1].astype(np.int64),
                 } | ({} if position else {"clicks": pa.nulls(len(ranges), pa.float64())}),
                     ranges[:, 2].astype(np.int16), np.full(len(ranges), play.index, np.int16))
+
+
+    def _regret(self) -> np.ndarray:
+        """Each agent's regret so far (NaN, written as null, where its strategy records none)."""
+        regret = np.full(self.state.n_agents, np.nan)
+        for p, strategy in enumerate(self.strategies):
+            mine = strategy.regret()
+            if mine is not None:
+                regret[self.state.population_slice(p)] = mine
+        return regret
 
 
 @dataclass
@@ -275,3 +310,75 @@ def channel_key(key_of_round, channel: int) -> np.uint64:
     if channel == 0:
         return np.uint64(key_of_round)
     return np.uint64(auction_key(np.uint64(key_of_round), np.uint64((1 << 63) + channel)))
+
+
+@dataclass
+class _Counterfactuals:
+    """A round's full-information feedback for the populations whose strategy has a grid.
+
+    A population gets counterfactuals only when every channel it bids in is a single-item
+    auction whose price does not depend on the third bid (``bidscape.engine.counterfactual``).
+    """
+
+    grid_of: np.ndarray  # int64[P]: row of ``grids`` per population, -1 = none
+    row_base: np.ndarray  # int64[P]: agent a of population p is row a - row_base[p]
+    rows: dict[int, slice]  # population -> its rows
+    arms: np.ndarray  # int64[G]
+    grids: np.ndarray  # float64[G, K]
+    utility: np.ndarray  # float64[rows, K]
+    taken: np.ndarray  # float64[rows]: auctions taken part in
+
+    @classmethod
+    def for_round(cls, sim: "Simulation") -> Optional["_Counterfactuals"]:
+        wanted = {p: g for p, s in enumerate(sim.strategies) if (g := s.counterfactual_grid()) is not None}
+        if not wanted:
+            return None
+        for channel in sim.channels():
+            if not replayable(MECHANISMS.get(channel.mechanism.type)):
+                for p in channel.populations:
+                    wanted.pop(p, None)
+        if not wanted:
+            return None
+        state = sim.state
+        width = max(len(g) for g in wanted.values())
+        grid_of = np.full(len(sim.strategies), -1, np.int64)
+        row_base = np.zeros(len(sim.strategies), np.int64)
+        grids = np.zeros((len(wanted), width))
+        arms = np.zeros(len(wanted), np.int64)
+        rows: dict[int, slice] = {}
+        next_row = 0
+        for g, (p, grid) in enumerate(sorted(wanted.items())):
+            part = state.population_slice(p)
+            grid_of[p] = g
+            grids[g, :len(grid)] = grid
+            arms[g] = len(grid)
+            row_base[p] = part.start - next_row
+            rows[p] = slice(next_row, next_row + part.stop - part.start)
+            next_row += part.stop - part.start
+        return cls(grid_of, row_base, rows, arms, grids, np.zeros((next_row, width)), np.zeros(next_row))
+
+    def replay(self, play: "_ChannelPlay", out: Outcomes, first: int, n: int) -> None:
+        if not replayable(play.mechanism) or not np.any(self.grid_of[play.market.ranges[:, 2]] >= 0):
+            return
+        m = play.market
+        rule = play.mechanism.rule(play.settings)
+        common = (out.winner[:n, 0], out.bid[:n, 0], out.next_bid[:n, 0], m.outcome_state[:, 0], self.row_base,
+                  self.grid_of, self.grids, self.arms, self.utility, self.taken, m.participation)
+        bidders = play.channel.bidders_per_auction
+        if bidders == "all":
+            counterfactual.counterfactual_all(rule, play.mechanism.all_pay, play.key, first, n, m.ranges,
+                                              m.bid_state, m.value_tables, *common)
+        else:
+            counterfactual.counterfactual_sampled(rule, play.mechanism.all_pay, play.key, first, n, bidders,
+                                                  m.ranges, m.bid_state, m.value_tables, m.marked, *common)
+
+    def of(self, p: int) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        if p not in self.rows:
+            return None, None
+        g = self.grid_of[p]
+        return self.utility[self.rows[p], :self.arms[g]], self.taken[self.rows[p]]
+
+
+def replayable(mechanism: Mechanism) -> bool:
+    """Whether counterfactual utilities can be computed for this mechanism."""
+    return isinstance(mechanism, SingleItemAuction) and mechanism.third_weight == 0

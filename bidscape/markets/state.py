@@ -37,11 +37,21 @@ class MarketState:
     multiplier: np.ndarray  # float64[A]: set by strategies before each round
     marked: np.ndarray  # uint8[A]: scratch for drawing distinct participants
     personal_reserves: bool  # whether any population has personal reserves (fixed for the run)
+    participation: Optional[np.ndarray] = None  # float64[A] when some strategy throttles, else None
+    group: Optional[np.ndarray] = None  # int64[A] coordination groups (-1 none) when some strategy uses them
 
     @classmethod
     def build(cls, scenario: Scenario, seed: np.random.SeedSequence) -> "MarketState":
-        """Draw per-agent budgets, value scales, quality scores and reserves, one generator per population."""
+        """Draw per-agent budgets, value scales, quality scores and reserves, one generator per population.
+
+        Arrays that only some strategies use (participation probabilities, coordination
+        groups, channel budgets to steer) exist only when a population's strategy declares
+        it, so the kernels compile those features out otherwise.
+        """
+        from bidscape.bidders import STRATEGIES
+
         populations = scenario.populations
+        kinds = [STRATEGIES.get(p.strategy) for p in populations]
         channels = scenario.resolved_channels()
         sizes = [p.size for p in populations]
         start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -59,6 +69,9 @@ class MarketState:
         bid_state[:, REMAINING] = budget
         outcomes = np.zeros((len(channels), n_agents, OUTCOME_COLUMNS))
         outcomes[:, :, VALUE_SCALE] = value_scale
+        caps = [_caps(c, populations, start, budget) for c in channels]
+        if any(kind.uses_channel_caps for kind in kinds):
+            caps = [np.full(n_agents, np.inf) if cap is None else cap for cap in caps]
         return cls(
             population_names=[p.name for p in populations],
             population_start=start,
@@ -66,17 +79,19 @@ class MarketState:
             bid_state=bid_state,
             channel_names=[c.name for c in channels],
             channel_outcomes=outcomes,
-            channel_caps=[_caps(c, populations, start, budget) for c in channels],
+            channel_caps=caps,
             channel_ranges=[_ranges(c, start) for c in channels],
             budget=budget,
             multiplier=np.ones(n_agents),
             marked=np.zeros(n_agents, np.uint8),
             personal_reserves=any(p.reserve is not None for p in populations),
+            participation=np.ones(n_agents) if any(kind.uses_participation for kind in kinds) else None,
+            group=np.full(n_agents, -1, np.int64) if any(kind.uses_groups for kind in kinds) else None,
         )
 
     def kernel_market(self, c: int) -> KernelMarket:
         return KernelMarket(self.channel_ranges[c], self.bid_state, self.channel_caps[c], self.channel_outcomes[c],
-                            self.value_tables, self.marked, self.personal_reserves)
+                            self.value_tables, self.marked, self.personal_reserves, self.participation, self.group)
 
     @property
     def n_agents(self) -> int:
@@ -132,16 +147,30 @@ class MarketState:
             remaining_budget=_read_only(self.remaining_budget[part]),
             value_scale=_read_only(self.value_scale[part]),
             multiplier=self.multiplier[part],
+            first_agent=part.start,
+            channel_names=tuple(self.channel_names),
+            participation=None if self.participation is None else self.participation[part],
+            channel_caps=None if self.channel_caps[0] is None or any(c is None for c in self.channel_caps)
+            else tuple(cap[part] for cap in self.channel_caps),
+            group=None if self.group is None else self.group[part],
         )
 
-    def feedback(self, p: int, round_index: int) -> RoundFeedback:
+    def feedback(self, p: int, round_index: int, counterfactual: Optional[np.ndarray] = None,
+                 participations: Optional[np.ndarray] = None) -> RoundFeedback:
         part = self.population_slice(p)
+        outcomes = self.channel_outcomes[:, part]
         return RoundFeedback(
             round=round_index,
             spend=_read_only(self.spend[part]),
             wins=_read_only(self.wins[part]),
             value=_read_only(self.value[part]),
             remaining_budget=_read_only(self.remaining_budget[part]),
+            clicks=_read_only(self.clicks[part]),
+            channel_spend=_read_only(outcomes[:, :, SPEND]),
+            channel_wins=_read_only(outcomes[:, :, WINS]),
+            channel_value=_read_only(outcomes[:, :, VALUE]),
+            counterfactual=None if counterfactual is None else _read_only(counterfactual),
+            participations=None if participations is None else _read_only(participations),
         )
 
     def begin_round(self) -> None:

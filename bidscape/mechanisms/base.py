@@ -46,11 +46,13 @@ class KernelMarket:
     value_tables: np.ndarray  # float64[P, intervals + 1]
     marked: np.ndarray  # uint8[A] scratch
     personal_reserves: bool = False  # whether any agent has a personal reserve
+    participation: Optional[np.ndarray] = None  # float64[A] participation probabilities (throttling)
+    group: Optional[np.ndarray] = None  # int64[A] coordination groups (-1 = none), single-item only
 
     @property
     def options(self) -> tuple:
-        """The kernels' optional features: channel budgets and personal reserves (None = off)."""
-        return self.cap, (True if self.personal_reserves else None)
+        """The kernels' optional features: channel budgets, personal reserves, throttling (None = off)."""
+        return self.cap, (True if self.personal_reserves else None), self.participation
 
 
 @dataclass
@@ -144,11 +146,14 @@ class SingleItemAuction(Mechanism):
         options = (*market.options, True if self.third_weight > 0 else None,
                    market.outcome_state if self.all_pay else None)
         if bidders == "all":
+            if market.group is not None:
+                raise ValueError("coordination groups need sampled bidders (bidders_per_auction is 'all')")
             kernel.clear_all(self.rule(settings), key_of_round, first, n, market.ranges, market.bid_state,
                              market.value_tables, *columns, *options)
         else:
             kernel.clear_sampled(self.rule(settings), key_of_round, first, n, bidders, market.ranges,
-                                 market.bid_state, market.value_tables, market.marked, *columns, *options)
+                                 market.bid_state, market.value_tables, market.marked, *columns, *options,
+                                 market.group)
 
     def accumulate(self, out, n, market, totals) -> None:
         sold_before, revenue_before = totals.sold, totals.revenue
@@ -179,6 +184,8 @@ class PositionAuction(Mechanism):
         ctrs = np.asarray(settings.slot_ctrs, np.float64)
         columns = (out.winner[:n], out.price[:n], out.bid[:n], out.next_bid[:n], out.value[:n], out.clicks[:n])
         out.others_paid[:n] = 0.0
+        if market.group is not None:
+            raise ValueError("coordination groups are for single-item auctions")
         options = (*market.options, (ctrs - np.append(ctrs[1:], 0.0)) if self.vcg else None,
                    float(settings.soft_floor) if settings.soft_floor > 0 else None)
         if bidders == "all":

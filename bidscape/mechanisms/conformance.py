@@ -6,7 +6,8 @@ True
 
 For each random instance (a few populations, a channel over some of them, random bid
 factors, budgets, quality scores, personal reserves, channel budgets, reserves, soft
-floors, slot click-through rates and pricing), it checks that:
+floors, slot click-through rates, pricing, throttled participation and, for single-item
+auctions, coordination groups), it checks that:
 
 1. the jitted kernel equals the plain-Python reference exactly: winners, prices, bids,
    clicks, remaining budgets, per-agent and market totals;
@@ -48,6 +49,8 @@ class Instance:
     key_of_round: int
     first_auction: int
     n_auctions: int
+    participation: Optional[np.ndarray] = None
+    group: Optional[np.ndarray] = None
 
     @property
     def n_agents(self) -> int:
@@ -110,8 +113,13 @@ def random_instance(rng: np.random.Generator, mechanism: Mechanism) -> Instance:
                                  pricing="impression" if rng.random() < 0.4 else "click")
     tables = np.stack([_random_distribution(rng).quantile_table(_INTERVALS) for _ in sizes])
     bidders: int | str = "all" if rng.random() < 0.25 else int(rng.integers(1, eligible + 1))
-    return Instance(settings, bidders, ranges, bid_state, cap, rng.uniform(0, 3, n_agents), tables,
-                    int(rng.integers(0, 2**63)), int(rng.integers(0, 10**6)), int(rng.integers(1, 40)))
+    instance = Instance(settings, bidders, ranges, bid_state, cap, rng.uniform(0, 3, n_agents), tables,
+                        int(rng.integers(0, 2**63)), int(rng.integers(0, 10**6)), int(rng.integers(1, 40)))
+    if rng.random() < 0.25:
+        instance.participation = np.where(rng.random(n_agents) < 0.5, rng.uniform(0, 1, n_agents), 1.0)
+    if mechanism.kind == "single_item" and bidders != "all" and rng.random() < 0.3:
+        instance.group = np.where(rng.random(n_agents) < 0.7, rng.integers(0, 3, n_agents), -1).astype(np.int64)
+    return instance
 
 
 def run_kernel(mechanism: Mechanism, instance: Instance) -> BatchResult:
@@ -120,7 +128,8 @@ def run_kernel(mechanism: Mechanism, instance: Instance) -> BatchResult:
     outcome_state = np.zeros((instance.n_agents, OUTCOME_COLUMNS))
     outcome_state[:, VALUE_SCALE] = instance.value_scale
     market = KernelMarket(instance.ranges, bid_state, cap, outcome_state, instance.value_tables,
-                          np.zeros(instance.n_agents, np.uint8), bool(np.any(bid_state[:, RESERVE] > 0)))
+                          np.zeros(instance.n_agents, np.uint8), bool(np.any(bid_state[:, RESERVE] > 0)),
+                          instance.participation, instance.group)
     n = instance.n_auctions
     slots = mechanism.slots(instance.settings)
     out = Outcomes.allocate(n, slots)
@@ -147,7 +156,9 @@ def run_reference(mechanism: Mechanism, instance: Instance) -> BatchResult:
         bid_factor=bs[:, BID_FACTOR].tolist(), remaining=bs[:, REMAINING].tolist(),
         quality=bs[:, QUALITY].tolist(), personal_reserve=bs[:, RESERVE].tolist(),
         value_tables=instance.value_tables.tolist(),
-        cap=None if instance.cap is None else instance.cap.tolist())
+        cap=None if instance.cap is None else instance.cap.tolist(),
+        participation=None if instance.participation is None else instance.participation.tolist(),
+        group=None if instance.group is None else instance.group.tolist())
     results = reference_batch(mechanism, instance.settings, market, instance.key_of_round,
                               instance.first_auction, instance.n_auctions, instance.bidders)
     position = mechanism.kind == "position"

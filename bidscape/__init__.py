@@ -26,6 +26,13 @@ def check_mechanism(*args, **kwargs):
     return _check(*args, **kwargs)
 
 
+def check_strategy(*args, **kwargs):
+    """Check a strategy's invariants; see ``bidscape.bidders.conformance.check_strategy``."""
+    from bidscape.bidders.conformance import check_strategy as _check
+
+    return _check(*args, **kwargs)
+
+
 def __getattr__(name: str):
     if name == "Run":
         from bidscape.api import Run
@@ -34,4 +41,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'bidscape' has no attribute '{name}'")
 
 
-__all__ = ["Scenario", "InputError", "run", "Run", "check_mechanism", "__version__"]
+__all__ = ["Scenario", "InputError", "run", "Run", "check_mechanism", "check_strategy", "__version__"]

@@ -1,0 +1,163 @@
+"""What the bandit and no-regret learners share: a grid of bid multipliers, per-agent state
+as ``[agents, arms]`` arrays, reward scaling, and regret against the best fixed arm.
+
+Every learner plays one arm (multiplier) per agent per round and learns from the round's
+utility ``value - spend`` (bandit feedback) or, for full-information learners, from the
+counterfactual utility of every arm (``RoundFeedback.counterfactual``, computed by the
+engine from the highest competing bids, see ``bidscape.engine.counterfactual``).
+
+Regret, recorded in ``agents.arrow`` (column ``regret``), is each agent's cumulative
+counterfactual utility of its best fixed arm in hindsight minus the utility it actually
+got: the standard external regret, with the other bids held fixed. It is recorded when
+every channel of the population is a first-price, second-price or all-pay auction (the
+engine can replay those); elsewhere the column is null.
+
+Rewards are put on [0, 1] per agent for the algorithms that need it (UCB1, EXP3,
+Thompson sampling): ``(u - lo) / (hi - lo)``, with ``lo`` and ``hi`` the smallest and
+largest round utility the agent has seen so far (0 included). An affine map keeps the
+best arm the best.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
+from bidscape.errors import Problem
+
+
+class GridParams(BaseModel):
+    """The arms: ``grid = [...]`` explicitly, or ``arms`` evenly spaced from ``low`` to ``high``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    grid: Optional[list[float]] = Field(None, min_length=2, description="bid multipliers to choose from")
+    low: float = Field(0.1, ge=0, allow_inf_nan=False, description="smallest multiplier (without grid)")
+    high: float = Field(1.0, gt=0, allow_inf_nan=False, description="largest multiplier (without grid)")
+    arms: int = Field(10, ge=2, le=1000, description="number of multipliers (without grid)")
+    track_regret: bool = Field(True, description="compute counterfactuals to record regret")
+
+    @field_validator("grid")
+    @classmethod
+    def _valid_grid(cls, grid: Optional[list[float]]) -> Optional[list[float]]:
+        if grid is not None:
+            if any(not np.isfinite(m) or m < 0 for m in grid):
+                raise ValueError("grid multipliers must be finite and >= 0")
+            if len(set(grid)) != len(grid):
+                raise ValueError("grid multipliers must be distinct")
+        return grid
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> "GridParams":
+        if self.grid is None and self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+    def multipliers(self) -> np.ndarray:
+        if self.grid is not None:
+            return np.array(self.grid, np.float64)
+        return np.linspace(self.low, self.high, self.arms)
+
+
+class GridLearner(Strategy):
+    """Base of the grid learners: subclasses implement ``choose`` and ``learn``."""
+
+    Params = GridParams
+    full_information = False  # True: needs counterfactual utilities of every arm (hedge)
+
+    def __init__(self, params: GridParams, agents: PopulationView, rng: np.random.Generator):
+        super().__init__(params, agents, rng)
+        self.grid = params.multipliers()
+        n, k = agents.size, self.grid.size
+        self.arm = np.zeros(n, np.int64)
+        self.plays = np.zeros((n, k))  # times each arm was played
+        self.total = np.zeros((n, k))  # utility each arm got when played
+        self.scale = np.full(n, 1e-300)  # largest absolute utility seen, per agent
+        self.low = np.zeros(n)  # smallest round utility seen (0 included), per agent
+        self.high = np.zeros(n)  # largest
+        self.cumulative_utility = np.zeros(n)
+        self.cumulative_counterfactual: Optional[np.ndarray] = None
+        self.t = 0  # rounds learned from
+
+    @classmethod
+    def scenario_problems(cls, scenario, index: int, where: str) -> list[Problem]:
+        if not cls.full_information:
+            return []
+        from bidscape.engine.simulation import replayable
+        from bidscape.mechanisms import MECHANISMS
+
+        for channel in scenario.resolved_channels():
+            if index in channel.populations and channel.mechanism.type in MECHANISMS:
+                if not replayable(MECHANISMS.get(channel.mechanism.type)):
+                    return [Problem(f"{where}.strategy",
+                                    f"'{cls.name}' learns from the counterfactual utility of every multiplier, "
+                                    f"which bidscape computes for first-price, second-price and all-pay auctions; "
+                                    f"channel '{channel.name}' runs '{channel.mechanism.type}'",
+                                    "use a bandit-feedback learner there (exp3, ucb1, thompson, epsilon_greedy)")]
+        return []
+
+    def set_params(self, params: GridParams) -> None:
+        if not np.array_equal(params.multipliers(), self.grid):
+            raise ValueError(f"strategy '{self.name}': the grid of multipliers cannot change during a run")
+        super().set_params(params)
+
+    def counterfactual_grid(self) -> Optional[np.ndarray]:
+        return self.grid if (self.full_information or self.params.track_regret) else None
+
+    def regret(self) -> Optional[np.ndarray]:
+        if self.cumulative_counterfactual is None:
+            return None
+        return self.cumulative_counterfactual.max(axis=1) - self.cumulative_utility
+
+    def decide(self, round_index: int) -> None:
+        self.arm = self.choose(round_index)
+        np.take(self.grid, self.arm, out=self.agents.multiplier)
+
+    def observe(self, feedback: RoundFeedback) -> None:
+        utility = feedback.value - feedback.spend
+        rows = np.arange(utility.size)
+        self.plays[rows, self.arm] += 1.0
+        self.total[rows, self.arm] += utility
+        self.cumulative_utility += utility
+        np.maximum(self.scale, np.abs(utility), out=self.scale)
+        np.minimum(self.low, utility, out=self.low)
+        np.maximum(self.high, utility, out=self.high)
+        if feedback.counterfactual is not None:
+            if self.cumulative_counterfactual is None:
+                self.cumulative_counterfactual = np.zeros_like(self.total)
+            self.cumulative_counterfactual += feedback.counterfactual
+            np.maximum(self.scale, np.abs(feedback.counterfactual).max(axis=1), out=self.scale)
+        self.t += 1
+        self.learn(feedback, utility)
+
+    # ---- for subclasses ----
+    def choose(self, round_index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def learn(self, feedback: RoundFeedback, utility: np.ndarray) -> None:
+        """Update after ``observe`` has counted the round (plays, totals, scale)."""
+
+    def unit_reward(self, utility: np.ndarray) -> np.ndarray:
+        """Utility mapped onto [0, 1] with the range the agent has seen."""
+        spread = np.maximum(self.high - self.low, 1e-300)
+        return np.clip((utility - self.low) / spread, 0.0, 1.0)
+
+    def mean_unit_reward(self) -> np.ndarray:
+        """Each arm's mean reward on [0, 1] (0.5 for arms not yet played)."""
+        spread = np.maximum(self.high - self.low, 1e-300)[:, None]
+        mean = np.divide(self.total, self.plays, out=np.zeros_like(self.total), where=self.plays > 0)
+        unit = np.clip((mean - self.low[:, None]) / spread, 0.0, 1.0)
+        return np.where(self.plays > 0, unit, 0.5)
+
+    def sample(self, probabilities: np.ndarray) -> np.ndarray:
+        """One arm per agent drawn from its row of probabilities."""
+        cumulative = np.cumsum(probabilities, axis=1)
+        u = self.rng.random(cumulative.shape[0]) * cumulative[:, -1]
+        return np.minimum((cumulative <= u[:, None]).sum(axis=1), self.grid.size - 1)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)

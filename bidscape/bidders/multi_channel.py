@@ -32,7 +32,7 @@ class MultiChannelParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     multiplier: float = Field(1.0, ge=0, allow_inf_nan=False, description="bid = multiplier x value in every channel")
     step: float = Field(0.3, gt=0, le=10, allow_inf_nan=False, description="exponentiated-gradient step")
-    explore: float = Field(0.05, ge=0, lt=1, allow_inf_nan=False, description="share spread evenly over channels")
+    explore: float = Field(0.05, ge=0, le=1, allow_inf_nan=False, description="share spread evenly over channels")
     used: float = Field(0.95, gt=0, le=1, allow_inf_nan=False,
                         description="a channel used its budget when it spent at least this share of it")
 

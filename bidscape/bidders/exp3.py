@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 from pydantic import Field
 
-from bidscape.bidders.grid import GridLearner, GridParams, softmax
+from bidscape.bidders.grid import GridLearner, GridParams, sample_from_logits
 
 
 class Exp3Params(GridParams):
@@ -46,12 +46,11 @@ class Exp3(GridLearner):
         return float(np.sqrt(2 * np.log(k) / (self.agents.rounds * k)))
 
     def choose(self, round_index: int) -> np.ndarray:
-        gamma = self.params.gamma
-        self.probabilities = (1 - gamma) * softmax(self.log_weights) + gamma / self.grid.size
-        return self.sample(self.probabilities)
+        n = self.agents.size
+        return sample_from_logits(self.log_weights, np.ones(n), self.params.gamma, self.rng.random(n),
+                                  self.probabilities)
 
     def learn(self, feedback, utility) -> None:
         rows = np.arange(utility.size)
         played = self.probabilities[rows, self.arm]
         self.log_weights[rows, self.arm] -= self.eta * (1.0 - self.unit_reward(utility)) / played
-        self.log_weights -= self.log_weights.max(axis=1, keepdims=True)  # keep them bounded

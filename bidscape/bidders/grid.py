@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+from numba import njit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
@@ -151,13 +152,29 @@ class GridLearner(Strategy):
         unit = np.clip((mean - self.low[:, None]) / spread, 0.0, 1.0)
         return np.where(self.plays > 0, unit, 0.5)
 
-    def sample(self, probabilities: np.ndarray) -> np.ndarray:
-        """One arm per agent drawn from its row of probabilities."""
-        cumulative = np.cumsum(probabilities, axis=1)
-        u = self.rng.random(cumulative.shape[0]) * cumulative[:, -1]
-        return np.minimum((cumulative <= u[:, None]).sum(axis=1), self.grid.size - 1)
 
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+@njit(cache=True)
+def sample_from_logits(logits, factor, gamma, uniforms, probabilities):
+    """Per row ``i``: ``p = (1 - gamma) softmax(factor[i] * logits[i]) + gamma / K``, written to
+    ``probabilities[i]``, and one arm drawn from it with ``uniforms[i]`` (one pass, no temporaries)."""
+    n, k = logits.shape
+    arms = np.empty(n, np.int64)
+    for i in range(n):
+        top = logits[i, 0] * factor[i]
+        for j in range(1, k):
+            top = max(top, logits[i, j] * factor[i])
+        total = 0.0
+        for j in range(k):
+            e = np.exp(logits[i, j] * factor[i] - top)
+            probabilities[i, j] = e
+            total += e
+        u = uniforms[i]
+        arm = k - 1
+        running = 0.0
+        for j in range(k):
+            probabilities[i, j] = (1.0 - gamma) * probabilities[i, j] / total + gamma / k
+            running += probabilities[i, j]
+            if running > u and arm == k - 1 and j < k - 1:
+                arm = j
+        arms[i] = arm
+    return arms

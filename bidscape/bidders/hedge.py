@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 from pydantic import Field
 
-from bidscape.bidders.grid import GridLearner, GridParams, softmax
+from bidscape.bidders.grid import GridLearner, GridParams, sample_from_logits
 
 
 class HedgeParams(GridParams):
@@ -42,4 +42,7 @@ class Hedge(GridLearner):
     def choose(self, round_index: int) -> np.ndarray:
         if self.cumulative_counterfactual is None:
             return self.rng.integers(0, self.grid.size, self.agents.size)
-        return self.sample(softmax(self.eta * self.cumulative_counterfactual / self.scale[:, None]))
+        n = self.agents.size
+        probabilities = np.empty_like(self.cumulative_counterfactual)
+        return sample_from_logits(self.cumulative_counterfactual, self.eta / self.scale, 0.0, self.rng.random(n),
+                                  probabilities)

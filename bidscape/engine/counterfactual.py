@@ -27,12 +27,16 @@ from bidscape.engine.kernel import (
     REMAINING,
     RING,
     RULE_RESERVE,
+    RULE_SOFT_FLOOR,
+    SECOND_W,
+    TOP_W,
+    VALUE_SCALE,
     draw_participants,
     draw_value,
     eligible_agents,
-    single_price,
     takes_part,
 )
+from bidscape.engine.prefetch import prefetch_item, prefetch_row
 from bidscape.engine.rng import auction_key
 
 
@@ -40,19 +44,41 @@ from bidscape.engine.rng import auction_key
 def _add(rule, all_pay, agent, row, grid, arms, value, competing, bid_state, utility, taken):
     remaining = bid_state[agent, REMAINING]
     own_reserve = bid_state[agent, RESERVE]
-    floor = max(rule[RULE_RESERVE], own_reserve)
+    reserve = rule[RULE_RESERVE]
+    soft_floor = rule[RULE_SOFT_FLOOR]
+    floor = max(reserve, own_reserve)
+    # the price of a winning bid b is max(w1 b + w2 c, floors), or b below the soft floor
+    fixed = rule[SECOND_W] * competing
+    least = max(reserve, soft_floor, own_reserve)
     taken[row] += 1.0
-    for k in range(arms):
+    for k in range(arms):  # branchless, so that LLVM can vectorise over the arms
         bid = min(grid[k] * value, remaining)
-        if bid > competing and bid > 0.0 and bid >= floor:
-            utility[row, k] += value - single_price(rule, bid, competing, 0.0, own_reserve)
-        elif all_pay and bid > 0.0 and bid >= rule[RULE_RESERVE]:
-            utility[row, k] -= bid
+        wins = (bid > competing) & (bid > 0.0) & (bid >= floor)
+        price = max(rule[TOP_W] * bid + fixed, least)
+        price = bid if bid < soft_floor else price
+        lost = -bid if all_pay and (bid > 0.0) & (bid >= reserve) else 0.0
+        utility[row, k] += (value - price) if wins else lost
+
+
+@njit(cache=True, inline="always")
+def _draw_ahead(key_of_round, auction, slot_offset, n_eligible, ranges, bidders, ring, ring_population, marked,
+                bid_state, outcome_state, grid_of, row_base, utility):
+    """Draw an auction's participants and prefetch the rows the replay will touch."""
+    draw_participants(auction_key(key_of_round, auction), n_eligible, ranges, bidders, ring, ring_population,
+                      slot_offset, marked, bid_state)
+    last = utility.shape[1] - 1
+    for j in range(bidders):
+        p = ring_population[slot_offset + j]
+        if grid_of[p] >= 0:
+            agent = ring[slot_offset + j]
+            prefetch_row(outcome_state, agent)
+            prefetch_row(utility, agent - row_base[p])
+            prefetch_item(utility, agent - row_base[p], last)
 
 
 @njit(cache=True)
 def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state,
-                           value_tables, marked, winner, top_bid, second_bid, value_scale, row_base, grid_of,
+                           value_tables, marked, winner, top_bid, second_bid, outcome_state, row_base, grid_of,
                            grids, arms, utility, taken, participation):
     """Replay a batch of sampled-bidder auctions for the agents of learning populations.
 
@@ -64,13 +90,13 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
     ring = np.empty(RING * bidders, np.int64)
     ring_population = np.empty(RING * bidders, np.int64)
     for r in range(min(LOOKAHEAD, n_auctions)):
-        draw_participants(auction_key(key_of_round, first_auction + r), n_eligible, ranges, bidders,
-                          ring, ring_population, (r % RING) * bidders, marked, bid_state)
+        _draw_ahead(key_of_round, first_auction + r, (r % RING) * bidders, n_eligible, ranges, bidders, ring,
+                    ring_population, marked, bid_state, outcome_state, grid_of, row_base, utility)
     for r in range(n_auctions):
         ahead = r + LOOKAHEAD
         if ahead < n_auctions:
-            draw_participants(auction_key(key_of_round, first_auction + ahead), n_eligible, ranges,
-                              bidders, ring, ring_population, (ahead % RING) * bidders, marked, bid_state)
+            _draw_ahead(key_of_round, first_auction + ahead, (ahead % RING) * bidders, n_eligible, ranges, bidders,
+                        ring, ring_population, marked, bid_state, outcome_state, grid_of, row_base, utility)
         key = auction_key(key_of_round, first_auction + r)
         offset = (r % RING) * bidders
         for j in range(bidders):
@@ -81,7 +107,7 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
             agent = ring[offset + j]
             if participation is not None and not takes_part(key, agent, participation):
                 continue
-            value = value_scale[agent] * draw_value(key, j, p, value_tables)
+            value = outcome_state[agent, VALUE_SCALE] * draw_value(key, j, p, value_tables)
             competing = second_bid[r] if winner[r] == agent else top_bid[r]
             _add(rule, all_pay, agent, agent - row_base[p], grids[g], arms[g], value, competing, bid_state,
                  utility, taken)
@@ -89,7 +115,7 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
 
 @njit(cache=True)
 def counterfactual_all(rule, all_pay, key_of_round, first_auction, n_auctions, ranges, bid_state, value_tables,
-                       winner, top_bid, second_bid, value_scale, row_base, grid_of, grids, arms, utility, taken,
+                       winner, top_bid, second_bid, outcome_state, row_base, grid_of, grids, arms, utility, taken,
                        participation):
     """As ``counterfactual_sampled``, for auctions in which every agent of ``ranges`` bids."""
     for r in range(n_auctions):
@@ -102,7 +128,7 @@ def counterfactual_all(rule, all_pay, key_of_round, first_auction, n_auctions, r
             for agent in range(ranges[q, 0], ranges[q, 0] + ranges[q, 1]):
                 if participation is not None and not takes_part(key, agent, participation):
                     continue
-                value = value_scale[agent] * draw_value(key, agent, p, value_tables)
+                value = outcome_state[agent, VALUE_SCALE] * draw_value(key, agent, p, value_tables)
                 competing = second_bid[r] if winner[r] == agent else top_bid[r]
                 _add(rule, all_pay, agent, agent - row_base[p], grids[g], arms[g], value, competing, bid_state,
                      utility, taken)

@@ -362,7 +362,7 @@ class _Counterfactuals:
             return
         m = play.market
         rule = play.mechanism.rule(play.settings)
-        common = (out.winner[:n, 0], out.bid[:n, 0], out.next_bid[:n, 0], m.outcome_state[:, 0], self.row_base,
+        common = (out.winner[:n, 0], out.bid[:n, 0], out.next_bid[:n, 0], m.outcome_state, self.row_base,
                   self.grid_of, self.grids, self.arms, self.utility, self.taken, m.participation)
         bidders = play.channel.bidders_per_auction
         if bidders == "all":

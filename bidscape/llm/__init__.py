@@ -1,0 +1,28 @@
+"""Language-model plumbing for the experimental ``llm_proxy`` strategy.
+
+- ``client``: an OpenAI-compatible chat-completions client (standard library HTTP).
+- ``cache``: the on-disk replay cache (atomic writes, corrupt entries are misses).
+- ``prompts``: archetype situations rendered as deterministic prompts, the reply schema.
+- ``testing``: a tiny local chat-completions server for tests, benchmarks and demos.
+
+Names are imported on first use, so that registering the strategy does not load
+``http.client`` and ``ssl`` into every ``bidscape`` command.
+"""
+
+from importlib import import_module
+
+_EXPORTS = {
+    "BackendError": "client", "ChatClient": "client", "Completion": "client",
+    "Lookup": "cache", "ReplayCache": "cache", "request_key": "cache",
+    "DEFAULT_SYSTEM_PROMPT": "prompts", "InvalidReply": "prompts", "Situation": "prompts",
+    "build_messages": "prompts", "parse_reply": "prompts", "render_user_prompt": "prompts",
+    "reply_json_schema": "prompts", "reply_model": "prompts", "system_prompt": "prompts",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"bidscape.llm.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'bidscape.llm' has no attribute '{name}'")

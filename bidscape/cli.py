@@ -125,7 +125,8 @@ def _run(scenario: Scenario, out: Optional[Path], overwrite: bool, quiet: bool):
     result = run(scenario, out=out, overwrite=overwrite, progress=not quiet)
     _print_summary(result.summary)
     path = escape(str(result.path))
-    console.print(f"\nwrote [bold]{path}[/] (manifest.json, market.arrow, agents.arrow, auctions.arrow)")
+    files = ", ".join(sorted(f.name for f in result.path.iterdir() if f.suffix in (".json", ".arrow")))
+    console.print(f"\nwrote [bold]{path}[/] ({escape(files)})")
     console.print(f"read it with polars:  pl.read_ipc('{path}/market.arrow')")
     console.print(f"or in Python:         bidscape.Run('{path}').agents")
     return result
@@ -217,6 +218,11 @@ def _default(field) -> str:
 
 
 INTERRUPTED = "[bold red]interrupted[/]: the run folder is marked status = \"failed\""
+
+
+from bidscape.rl.cli import train as _train_rl  # noqa: E402  (torch is imported only when it runs)
+
+app.command(name="train-rl")(_train_rl)
 
 
 def main() -> None:

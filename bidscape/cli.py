@@ -57,7 +57,7 @@ def run(
     overwrite: bool = typer.Option(False, help="Replace an existing run folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Run one scenario (an auction market, or a market game with [market_game]) and write its output folder."""
+    """Run one scenario (an auction market, or a market game with a `market_game` table) and write its output folder."""
     settings = list(overrides or []) + ([f"run.seed={seed}"] if seed is not None else [])
     game = _market_game(scenario_file, settings)
     if game is not None:

@@ -12,7 +12,7 @@ model in ``Params``) plus one line in ``bidscape/bidders/__init__.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np

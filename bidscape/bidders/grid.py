@@ -75,7 +75,6 @@ class GridLearner(Strategy):
         self.arm = np.zeros(n, np.int64)
         self.plays = np.zeros((n, k))  # times each arm was played
         self.total = np.zeros((n, k))  # utility each arm got when played
-        self.scale = np.full(n, 1e-300)  # largest absolute utility seen, per agent
         self.low = np.zeros(n)  # smallest round utility seen (0 included), per agent
         self.high = np.zeros(n)  # largest
         self.cumulative_utility = np.zeros(n)
@@ -122,14 +121,12 @@ class GridLearner(Strategy):
         self.plays[rows, self.arm] += 1.0
         self.total[rows, self.arm] += utility
         self.cumulative_utility += utility
-        np.maximum(self.scale, np.abs(utility), out=self.scale)
         np.minimum(self.low, utility, out=self.low)
         np.maximum(self.high, utility, out=self.high)
         if feedback.counterfactual is not None:
             if self.cumulative_counterfactual is None:
                 self.cumulative_counterfactual = np.zeros_like(self.total)
             self.cumulative_counterfactual += feedback.counterfactual
-            np.maximum(self.scale, np.abs(feedback.counterfactual).max(axis=1), out=self.scale)
         self.t += 1
         self.learn(feedback, utility)
 
@@ -138,7 +135,7 @@ class GridLearner(Strategy):
         raise NotImplementedError
 
     def learn(self, feedback: RoundFeedback, utility: np.ndarray) -> None:
-        """Update after ``observe`` has counted the round (plays, totals, scale)."""
+        """Update after ``observe`` has counted the round (plays, totals, counterfactuals)."""
 
     def unit_reward(self, utility: np.ndarray) -> np.ndarray:
         """Utility mapped onto [0, 1] with the range the agent has seen."""

@@ -33,6 +33,15 @@ class Hedge(GridLearner):
     Params = HedgeParams
     full_information = True
 
+    def __init__(self, params, agents, rng):
+        super().__init__(params, agents, rng)
+        self.scale = np.full(agents.size, 1e-300)  # largest absolute round utility seen, per agent
+
+    def learn(self, feedback, utility) -> None:
+        np.maximum(self.scale, np.abs(utility), out=self.scale)
+        if feedback.counterfactual is not None:
+            np.maximum(self.scale, np.abs(feedback.counterfactual).max(axis=1), out=self.scale)
+
     @property
     def eta(self) -> float:
         if self.params.eta is not None:

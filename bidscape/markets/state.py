@@ -150,7 +150,7 @@ class MarketState:
             first_agent=part.start,
             channel_names=tuple(self.channel_names),
             participation=None if self.participation is None else self.participation[part],
-            channel_caps=None if self.channel_caps[0] is None or any(c is None for c in self.channel_caps)
+            channel_caps=None if any(cap is None for cap in self.channel_caps)
             else tuple(cap[part] for cap in self.channel_caps),
             group=None if self.group is None else self.group[part],
         )

@@ -161,13 +161,18 @@ class Simulation:
 
     # ---- between rounds ----
     def _fire_events(self, r: int) -> None:
-        due = [e for e in self._events if e.at_round == r]
-        if not due:
-            return
+        for event in self._events:
+            if event.at_round == r:
+                self.apply(event.set, source=f"event at round {r}")
+
+    def apply(self, updates: dict, source: str = "intervention") -> None:
+        """Change the market between rounds (``{"mechanism.reserve": 0.2, ...}``), as an event would.
+
+        Validated like a scenario override; a bad key raises ``InputError`` naming it and
+        leaves the market unchanged. Takes effect from the next ``step()``.
+        """
         before = self._settings
-        for event in due:
-            self._settings = self._settings.with_updates(event.set, source=f"event at round {r}")
-        after = self._settings
+        after = self._settings = before.with_updates(updates, source=source)
         for p, (old, new) in enumerate(zip(before.populations, after.populations)):
             if old.params != new.params:
                 self.strategies[p].set_params(after.strategy_params(new))

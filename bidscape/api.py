@@ -25,6 +25,9 @@ from bidscape.errors import InputError, Problem
 from bidscape.scenario import Scenario
 
 
+TABLES = ("market", "populations", "agents", "auctions")
+
+
 class Run:
     """A finished run folder; its tables as polars frames (read on first use)."""
 
@@ -47,14 +50,19 @@ class Run:
                                      "re-run it (`bidscape run ... --overwrite`)"))
 
     def scan(self, table: str) -> pl.LazyFrame:
-        """A lazy frame over ``market``, ``agents`` or ``auctions`` (nothing loaded yet)."""
-        if table not in ("market", "agents", "auctions"):
-            raise ValueError(f"unknown table '{table}': use market, agents or auctions")
+        """A lazy frame over one table (``market``, ``populations``, ``agents``, ``auctions``, or a
+        strategy's own); nothing is loaded yet."""
+        if table not in TABLES and not (self.path / f"{table}.arrow").is_file():
+            raise ValueError(f"unknown table '{table}': use one of {', '.join(TABLES)}")
         return pl.scan_ipc(self.path / f"{table}.arrow")
 
     @property
     def market(self) -> pl.DataFrame:
         return self.scan("market").collect()
+
+    @property
+    def populations(self) -> pl.DataFrame:
+        return self.scan("populations").collect()
 
     @property
     def agents(self) -> pl.DataFrame:
@@ -135,15 +143,17 @@ class _Totals:
 
     def __init__(self, simulation: Simulation):
         self.simulation = simulation
-        self.market = {"rounds": 0, "auctions": 0, "slots_offered": 0, "sold": 0, "revenue": 0.0, "welfare": 0.0}
+        self.market = {"rounds": 0, "auctions": 0, "slots_offered": 0, "sold": 0, "revenue": 0.0, "welfare": 0.0,
+                       "max_welfare": 0.0}
         populations = len(simulation.state.population_names)
         self.spend = np.zeros(populations)
         self.wins = np.zeros(populations)
         self.value = np.zeros(populations)
+        self.agent_value = np.zeros(simulation.state.n_agents)  # for liquid welfare
         self.first_multiplier: Optional[np.ndarray] = None
 
     def add(self, result) -> None:
-        for key in ("auctions", "sold", "revenue", "welfare"):
+        for key in ("auctions", "sold", "revenue", "welfare", "max_welfare"):
             self.market[key] += getattr(result, key)
         self.market["rounds"] += 1
         self.market["slots_offered"] += sum(c.auctions * c.totals.slots for c in result.channels)
@@ -152,6 +162,7 @@ class _Totals:
         self.spend += np.add.reduceat(state.spend, starts)
         self.wins += np.add.reduceat(state.wins, starts)
         self.value += np.add.reduceat(state.value, starts)
+        self.agent_value += state.value
         if self.first_multiplier is None:
             self.first_multiplier = self._mean_multiplier()
 
@@ -167,6 +178,7 @@ class _Totals:
         m = dict(self.market)
         m["sold_share"] = m["sold"] / m["slots_offered"] if m["slots_offered"] else 0.0  # of slot impressions
         m["mean_price"] = m["revenue"] / m["sold"] if m["sold"] else None
+        m["efficiency"] = m["welfare"] / m["max_welfare"] if m["max_welfare"] else None
         state = self.simulation.state
         last_multiplier = self._mean_multiplier()
         populations = []
@@ -184,6 +196,7 @@ class _Totals:
                 "wins": int(self.wins[p]),
                 "value": float(self.value[p]),
                 "utility": float(self.value[p] - self.spend[p]),
+                "liquid_welfare": float(np.minimum(budget, self.agent_value[state.population_slice(p)]).sum()),
                 "mean_multiplier_first_round": float(self.first_multiplier[p]) if self.first_multiplier is not None else None,
                 "mean_multiplier_last_round": float(last_multiplier[p]),
                 "mean_regret": self._mean_regret(p),

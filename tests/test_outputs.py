@@ -39,7 +39,7 @@ def test_agent_rows_add_up_to_the_market_rows(tmp_path):
     assert MARKET_COLUMNS <= set(market.columns)
     assert AGENT_COLUMNS <= set(agents.columns)
     assert AUCTION_COLUMNS <= set(auctions.columns)
-    assert manifest["rows"] == {"market": 3, "agents": 300, "auctions": auctions.height}
+    assert manifest["rows"] == {"market": 3, "populations": 6, "agents": 300, "auctions": auctions.height}
     per_round = agents.group_by("round").agg(pl.col("spend").sum(), pl.col("value").sum(), pl.col("wins").sum())
     joined = market.join(per_round, on="round").sort("round")
     np.testing.assert_allclose(joined["revenue"], joined["spend"], rtol=1e-9)

@@ -163,5 +163,8 @@ class _Sample:
     def write_agents(self, *args) -> None:
         pass
 
+    def write_populations(self, *args) -> None:
+        pass
+
     def write_table(self, *args) -> None:
         pass

@@ -2,10 +2,11 @@
 
 State layout (struct of arrays, one row per agent, agents of all populations concatenated):
 
-- ``bid_state[A, 4]``: ``[bid_factor, remaining_budget, quality, reserve]``, everything the
-  clearing loop reads per bid, in one 32-byte row (one cache line per random gather),
-  with ``bid_factor = multiplier * value_scale`` and ``reserve`` the agent's personal
-  reserve (0 when none).
+- ``bid_state[A, 8]``: ``[bid_factor, remaining_budget, quality, reserve, value_scale]``
+  and three spare columns, everything the clearing loop reads per bidder in one 64-byte
+  row (one cache line per random gather, so the spare columns cost memory but no
+  traffic), with ``bid_factor = multiplier * value_scale`` and ``reserve`` the agent's
+  personal reserve (0 when none).
 - ``outcome_state[A, 5]`` (one per channel): ``[value_scale, spend, wins, value, clicks]``
   of the current round, touched only for winners, in a second pass.
 
@@ -26,6 +27,11 @@ Python function.
 
 Participants are drawn from a channel's ``ranges`` (``int64[R, 3]``: first agent, count,
 population), uniformly over the agents they cover, without repetition.
+
+Efficient welfare: every kernel also writes, per auction, the highest value among the
+drawn participants (``value_scale * v``, whatever their bids, budgets or throttling),
+the welfare of the efficient allocation of the same auction, from which efficiency and
+the price of anarchy follow (``bidscape.analysis``).
 
 Ties: with sampled participants, the highest bid in the lowest slot wins. Slots hold a
 uniformly random ordering of the drawn participants (and their values are i.i.d.
@@ -50,8 +56,8 @@ from bidscape.engine.rng import (
     to_unit,
 )
 
-BID_FACTOR, REMAINING, QUALITY, RESERVE = 0, 1, 2, 3
-BID_COLUMNS = 4
+BID_FACTOR, REMAINING, QUALITY, RESERVE, SCALE = 0, 1, 2, 3, 4
+BID_COLUMNS = 8  # padded to 64 bytes: one cache line per row
 VALUE_SCALE, SPEND, WINS, VALUE, CLICKS = 0, 1, 2, 3, 4
 OUTCOME_COLUMNS = 5
 
@@ -218,8 +224,8 @@ def _all_pay_losers(rule, agents, bids, offset, count, winner_agent, bid_state, 
 
 @njit(cache=True)
 def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state, value_tables, marked,
-                  winner, price, top_bid, second_bid, winner_value, others_paid, cap, personal, participation,
-                  third_bid, losers, group):
+                  winner, price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal,
+                  participation, third_bid, losers, group):
     """Clear ``n_auctions`` auctions with ``bidders`` participants drawn uniformly each.
 
     The last six arguments switch features on, and are ``None`` when off so that numba
@@ -250,10 +256,12 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
         third = 0.0
         best = -1
         best_value = 0.0
+        possible = 0.0
         for j in range(bidders):
             agent = ring[offset + j]
             v = draw_value(key, j, ring_population[offset + j], value_tables)
             bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
+            possible = max(possible, bid_state[agent, SCALE] * v)
             if losers is not None or group is not None:
                 bids[j] = bid
             if group is not None:
@@ -266,6 +274,7 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
             for j in range(bidders):
                 top, second, third, best, best_value = _rank_in(j, bids[j], values[j], top, second, third,
                                                                 best, best_value, third_bid)
+        efficient[r] = possible
         agent = ring[offset + best] if best >= 0 else -1
         _settle(rule, r, agent, top, second, third, best_value, bid_state, cap,
                 winner, price, top_bid, second_bid, winner_value)
@@ -277,8 +286,8 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
 
 @njit(cache=True)
 def clear_all(rule, key_of_round, first_auction, n_auctions, ranges, bid_state, value_tables,
-              winner, price, top_bid, second_bid, winner_value, others_paid, cap, personal, participation,
-              third_bid, losers):
+              winner, price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal,
+              participation, third_bid, losers):
     """Clear ``n_auctions`` auctions in which every agent of ``ranges`` bids (slot = agent index).
 
     The optional arguments are as in ``clear_sampled`` (groups need sampled bidders).
@@ -294,12 +303,14 @@ def clear_all(rule, key_of_round, first_auction, n_auctions, ranges, bid_state, 
         third = 0.0
         best = -1
         best_value = 0.0
+        possible = 0.0
         j = 0
         for q in range(ranges.shape[0]):
             p = ranges[q, 2]
             for agent in range(ranges[q, 0], ranges[q, 0] + ranges[q, 1]):
                 v = draw_value(key, agent, p, value_tables)
                 bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
+                possible = max(possible, bid_state[agent, SCALE] * v)
                 if all_pay:
                     agents[j] = agent
                     bids[j] = bid
@@ -321,6 +332,7 @@ def clear_all(rule, key_of_round, first_auction, n_auctions, ranges, bid_state, 
                     second = bid
                 elif bid > third:
                     third = bid
+        efficient[r] = possible
         _settle(rule, r, best, top, second, third, best_value, bid_state, cap,
                 winner, price, top_bid, second_bid, winner_value)
         if losers is not None:
@@ -330,10 +342,11 @@ def clear_all(rule, key_of_round, first_auction, n_auctions, ranges, bid_state, 
 
 
 @njit(cache=True)
-def accumulate_outcomes(winner, price, winner_value, others_paid, outcome_state, sold, revenue, welfare):
+def accumulate_outcomes(winner, price, winner_value, others_paid, efficient, outcome_state, sold, revenue, welfare,
+                        max_welfare):
     """Add each sold auction to its winner's round totals and to the running market totals.
 
-    Returns the updated ``(sold, revenue, welfare)``. Sums run in auction order across
+    Returns the updated ``(sold, revenue, welfare, max_welfare)``. Sums run in auction order across
     batches, so the totals do not depend on the batch size. ``others_paid`` is what
     bidders other than the winner paid (all-pay auctions), already in their spend.
     """
@@ -343,6 +356,7 @@ def accumulate_outcomes(winner, price, winner_value, others_paid, outcome_state,
             prefetch_row(outcome_state, winner[r + LOOKAHEAD])
         agent = winner[r]
         revenue += others_paid[r]
+        max_welfare += efficient[r]
         if agent >= 0:
             value = outcome_state[agent, VALUE_SCALE] * winner_value[r]
             outcome_state[agent, SPEND] += price[r]
@@ -351,7 +365,7 @@ def accumulate_outcomes(winner, price, winner_value, others_paid, outcome_state,
             sold += 1
             revenue += price[r]
             welfare += value
-    return sold, revenue, welfare
+    return sold, revenue, welfare, max_welfare
 
 
 @njit(cache=True)

@@ -20,6 +20,11 @@ With a soft floor, a bidder whose bid is below it pays its bid per click. Pricin
 its expectation ``price * click probability`` on every impression. Either way a
 payment never exceeds the bid, hence the remaining budget.
 
+Efficient welfare (per auction, into ``efficient``): the expected value of giving the
+slots to the drawn participants in order of ``quality * value_scale * v``, i.e.
+``sum_s min(1, q * ctrs[s]) * value_scale * v`` over the top ``S``, whatever their bids
+and budgets; this is the efficient assignment whenever ``q * ctrs[s] <= 1``.
+
 Ties rank the lower participant slot first (sampled participants are in random order),
 or the higher hashed priority when all agents take part, as in single-item auctions.
 """
@@ -35,6 +40,7 @@ from bidscape.engine.kernel import (
     QUALITY,
     RESERVE,
     RING,
+    SCALE,
     SPEND,
     VALUE,
     VALUE_SCALE,
@@ -71,6 +77,32 @@ def _insert(score, priority, bid, value, who, rank_score, rank_priority, rank_bi
     rank_bid[i] = bid
     rank_value[i] = value
     rank_who[i] = who
+
+
+@njit(cache=True, inline="always")
+def _insert_possible(score, worth, top_score, top_worth):
+    """Keep the ``S`` best ``score = q * value_scale * v`` (with ``worth = value_scale * v``), best first."""
+    last = top_score.shape[0] - 1
+    if score <= top_score[last]:
+        return
+    i = last
+    while i > 0 and score > top_score[i - 1]:
+        top_score[i] = top_score[i - 1]
+        top_worth[i] = top_worth[i - 1]
+        i -= 1
+    top_score[i] = score
+    top_worth[i] = worth
+
+
+@njit(cache=True, inline="always")
+def _possible_welfare(ctrs, top_score, top_worth):
+    """The expected welfare of the efficient slot assignment; resets the top-S arrays."""
+    total = 0.0
+    for s in range(ctrs.shape[0]):
+        total += min(top_worth[s], top_score[s] * ctrs[s])  # = min(1, q * ctr) * value_scale * v
+        top_score[s] = 0.0
+        top_worth[s] = 0.0
+    return total
 
 
 @njit(cache=True, inline="always")
@@ -152,7 +184,7 @@ def _rank_by_counting(scores, order):
 @njit(cache=True)
 def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state,
                             value_tables, marked, winner, price, bid_out, next_bid, value_out, clicks,
-                            cap, personal, participation, vcg, soft_floor):
+                            efficient, cap, personal, participation, vcg, soft_floor):
     """Clear ``n_auctions`` position auctions with ``bidders`` participants drawn uniformly each.
 
     ``cap`` (channel budgets), ``personal`` (personal reserves), ``participation``
@@ -173,6 +205,8 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
     rank_bid = np.empty(slots + 1)
     rank_value = np.empty(slots + 1)
     rank_who = np.empty(slots + 1, np.int64)
+    top_score = np.zeros(slots)
+    top_worth = np.zeros(slots)
     for r in range(min(LOOKAHEAD, n_auctions)):
         draw_participants(auction_key(key_of_round, first_auction + r), n_eligible, ranges, bidders,
                           ring, ring_population, (r % RING) * bidders, marked, bid_state)
@@ -189,7 +223,11 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
             bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
             bids[j] = bid
             values[j] = v
-            scores[j] = bid * bid_state[agent, QUALITY] if (bid > 0.0) & (bid >= reserve) else 0.0
+            quality = bid_state[agent, QUALITY]
+            scores[j] = bid * quality if (bid > 0.0) & (bid >= reserve) else 0.0
+            worth = bid_state[agent, SCALE] * v
+            _insert_possible(quality * worth, worth, top_score, top_worth)
+        efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
         _rank_by_counting(scores, order)
         for t in range(slots + 1):
             j = order[t] if t < bidders else -1
@@ -210,7 +248,7 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
 @njit(cache=True)
 def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ranges, bid_state,
                         value_tables, winner, price, bid_out, next_bid, value_out, clicks,
-                        cap, personal, participation, vcg, soft_floor):
+                        efficient, cap, personal, participation, vcg, soft_floor):
     """Clear ``n_auctions`` position auctions in which every agent of ``ranges`` bids."""
     slots = ctrs.shape[0]
     reserve = rule[RULE_RESERVE]
@@ -219,6 +257,8 @@ def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ran
     rank_bid = np.empty(slots + 1)
     rank_value = np.empty(slots + 1)
     rank_who = np.empty(slots + 1, np.int64)
+    top_score = np.zeros(slots)
+    top_worth = np.zeros(slots)
     for r in range(n_auctions):
         key = auction_key(key_of_round, first_auction + r)
         _reset(rank_score, rank_priority, rank_bid, rank_value, rank_who)
@@ -227,16 +267,20 @@ def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ran
             for agent in range(ranges[q, 0], ranges[q, 0] + ranges[q, 1]):
                 v = draw_value(key, agent, p, value_tables)
                 bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
+                worth = bid_state[agent, SCALE] * v
+                _insert_possible(bid_state[agent, QUALITY] * worth, worth, top_score, top_worth)
                 if bid > 0.0 and bid >= reserve:
                     priority = np.int64(draw_u64(key, STREAM_TIE, agent) >> np.uint64(2))
                     _insert(bid * bid_state[agent, QUALITY], priority, bid, v, agent,
                             rank_score, rank_priority, rank_bid, rank_value, rank_who)
+        efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
         _settle_slots(rule, ctrs, key, r, bid_state, cap, rank_score, rank_bid, rank_value, rank_who,
                       winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor)
 
 
 @njit(cache=True)
-def accumulate_slots(winner, price, value_base, clicks, outcome_state, slot_totals, sold, revenue, welfare):
+def accumulate_slots(winner, price, value_base, clicks, efficient, outcome_state, slot_totals, sold, revenue, welfare,
+                     max_welfare):
     """Add each filled slot to its winner's round totals, the slot totals and the market totals.
 
     ``slot_totals[S, 3]`` holds impressions, clicks and revenue per slot. A winner's
@@ -244,6 +288,7 @@ def accumulate_slots(winner, price, value_base, clicks, outcome_state, slot_tota
     """
     n, slots = winner.shape
     for r in range(n):
+        max_welfare += efficient[r]
         for s in range(slots):
             agent = winner[r, s]
             if agent < 0:
@@ -261,4 +306,4 @@ def accumulate_slots(winner, price, value_base, clicks, outcome_state, slot_tota
             sold += 1
             revenue += price[r, s]
             welfare += value
-    return sold, revenue, welfare
+    return sold, revenue, welfare, max_welfare

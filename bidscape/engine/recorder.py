@@ -22,7 +22,7 @@ import pyarrow.ipc as ipc
 
 from bidscape.errors import InputError, Problem
 
-OUTPUT_FILES = ("manifest.json", "market.arrow", "agents.arrow", "auctions.arrow")
+OUTPUT_FILES = ("manifest.json", "market.arrow", "populations.arrow", "agents.arrow", "auctions.arrow")
 
 _NAME = pa.dictionary(pa.int16(), pa.string())  # population and channel names, stored once per batch
 
@@ -33,6 +33,7 @@ MARKET_SCHEMA = pa.schema([
     ("sold", pa.int64()),  # filled slot impressions (single item: auctions sold)
     ("revenue", pa.float64()),
     ("welfare", pa.float64()),
+    ("max_welfare", pa.float64()),  # welfare of the efficient allocations of the same auctions (values, bids aside)
     ("mean_price", pa.float64()),
     ("reserve", pa.float64()),
     ("soft_floor", pa.float64()),
@@ -42,6 +43,25 @@ MARKET_SCHEMA = pa.schema([
     ("slot_impressions", pa.list_(pa.int64())),  # per slot, top slot first
     ("slot_clicks", pa.list_(pa.int64())),
     ("slot_revenue", pa.list_(pa.float64())),
+])
+
+POPULATIONS_SCHEMA = pa.schema([  # one row per round, channel and population, whatever record_agents says
+    ("round", pa.int32()),
+    ("channel", _NAME),
+    ("population", _NAME),
+    ("agents", pa.int64()),
+    ("participations", pa.float64()),  # expected auctions entered: auctions x bidders x agents / eligible agents
+    ("spend", pa.float64()),
+    ("wins", pa.float64()),
+    ("value", pa.float64()),
+    ("utility", pa.float64()),
+    ("clicks", pa.float64()),  # null for single-item auctions
+    # the population as a whole, after the round (the same in every channel's row):
+    ("budget", pa.float64()),  # total budget; null when unlimited
+    ("budget_remaining", pa.float64()),  # total; null when unlimited
+    ("multiplier", pa.float64()),  # mean
+    ("regret", pa.float64()),  # mean regret so far; null when the strategy records none
+    ("liquid_welfare", pa.float64()),  # so far: sum over agents of min(budget, value won so far)
 ])
 
 AGENT_COLUMNS = ("spend", "wins", "value", "utility", "budget_remaining", "multiplier", "clicks", "regret")
@@ -176,8 +196,8 @@ class Recorder(RunFolder):
     def __init__(self, out: Path, scenario: dict[str, Any], population_names: list[str],
                  version: str, overwrite: bool = False, channel_names: tuple[str, ...] = ("main",),
                  extra_tables: Optional[dict[str, pa.Schema]] = None):
-        super().__init__(out, {"market": MARKET_SCHEMA, "agents": agents_schema(), "auctions": AUCTIONS_SCHEMA,
-                               **(extra_tables or {})}, scenario, version, overwrite)
+        super().__init__(out, {"market": MARKET_SCHEMA, "populations": POPULATIONS_SCHEMA, "agents": agents_schema(),
+                               "auctions": AUCTIONS_SCHEMA, **(extra_tables or {})}, scenario, version, overwrite)
         self.population_names = population_names
         self._population_dictionary = pa.array(population_names, pa.string())
         self._channel_dictionary = pa.array(list(channel_names), pa.string())
@@ -194,6 +214,16 @@ class Recorder(RunFolder):
         batch = pa.record_batch({**columns, "population": population, "channel": channel},
                                 schema=self._schemas["agents"])
         self.write_batch("agents", batch)
+
+    def write_populations(self, columns: dict[str, Any], population_codes, channel_codes) -> None:
+        population = pa.DictionaryArray.from_arrays(pa.array(population_codes, pa.int16()),
+                                                    self._population_dictionary)
+        channel = pa.DictionaryArray.from_arrays(pa.array(channel_codes, pa.int16()), self._channel_dictionary)
+        columns = {k: pa.array(v, pa.float64(), from_pandas=True) if k in ("budget", "budget_remaining", "regret",
+                                                                            "clicks") else v
+                   for k, v in columns.items()}  # NaN -> null
+        self.write_batch("populations", pa.record_batch({**columns, "population": population, "channel": channel},
+                                                        schema=self._schemas["populations"]))
 
     def write_table(self, table: str, columns: dict[str, Any]) -> None:
         """Rows of a strategy's own table (``Strategy.tables``)."""

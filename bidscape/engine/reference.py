@@ -40,6 +40,8 @@ class ReferenceMarket:
     others_spend: list[float] = field(default_factory=list)  # all-pay payments of non-winners
     participation: list[float] | None = None  # per-agent probability of taking part (throttling)
     group: list[int] | None = None  # per-agent coordination group, -1 = none (single item, sampled)
+    value_scale: list[float] | None = None  # per-agent value scale, for the efficient welfare
+    efficient: list[float] = field(default_factory=list)  # per auction cleared: the efficient allocation's welfare
 
 
 @dataclass
@@ -91,6 +93,8 @@ def reference_batch(mechanism, settings: MechanismSettings, market: ReferenceMar
             slot_of = list(range(len(entrants)))
         values = [reference_value(key, slot_of[j], market.value_tables[p]) for j, (_, p) in enumerate(entrants)]
         bids = [_bid(market, agent, v, key) for (agent, _), v in zip(entrants, values)]
+        if market.value_scale is not None:
+            market.efficient.append(_efficient_welfare(mechanism, settings, market, entrants, values))
         if market.group is not None:
             bids = _coordinated(market.group, entrants, bids)
         if bidders == "all":
@@ -104,6 +108,19 @@ def reference_batch(mechanism, settings: MechanismSettings, market: ReferenceMar
         else:
             raise TypeError(f"no reference for {type(mechanism).__name__}")
     return results
+
+
+def _efficient_welfare(mechanism, settings, market: ReferenceMarket, entrants, values) -> float:
+    """The welfare of giving the item (the slots) to the participants who value it most, bids aside."""
+    worth = [market.value_scale[agent] * v for (agent, _), v in zip(entrants, values)]
+    if isinstance(mechanism, SingleItemAuction):
+        return max(worth, default=0.0)
+    score = [market.quality[agent] * w for (agent, _), w in zip(entrants, worth)]
+    best = sorted((j for j in range(len(worth)) if score[j] > 0.0), key=lambda j: score[j], reverse=True)
+    total = 0.0
+    for s, ctr in enumerate(settings.slot_ctrs):  # expected clicks min(1, q * ctr) times value
+        total += min(worth[best[s]], score[best[s]] * ctr) if s < len(best) else 0.0
+    return total
 
 
 def _bid(market: ReferenceMarket, agent: int, value: float, key: int) -> float:

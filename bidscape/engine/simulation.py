@@ -43,6 +43,7 @@ class RoundResult:
     revenue: float
     welfare: float
     channels: list["ChannelResult"] = field(default_factory=list)
+    max_welfare: float = 0.0  # welfare of the efficient allocations of the same auctions
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Simulation:
         self._events = sorted(self.scenario.events, key=lambda e: e.at_round)
         self._settings = self.scenario  # the scenario as changed by events so far
         self._counterfactuals: Optional[_Counterfactuals] = None
+        self._value_so_far = np.zeros(self.state.n_agents)  # for liquid welfare
 
     def attach(self, recorder: Recorder) -> None:
         """Send the strategies' own tables (``Strategy.tables``) to the run folder."""
@@ -133,7 +135,7 @@ class Simulation:
         results = [ChannelResult(play.channel.name, play.channel.auctions_per_round, play.totals) for play in plays]
         result = RoundResult(r, sum(c.auctions for c in results), sum(c.totals.sold for c in results),
                              sum(c.totals.revenue for c in results), sum(c.totals.welfare for c in results),
-                             results)
+                             results, sum(c.totals.max_welfare for c in results))
         if recorder is not None:
             for play in plays:
                 if play.sample:
@@ -222,6 +224,7 @@ class Simulation:
                 "sold": [totals.sold],
                 "revenue": [totals.revenue],
                 "welfare": [totals.welfare],
+                "max_welfare": [totals.max_welfare],
                 "mean_price": [totals.revenue / totals.sold if totals.sold else None],
                 "reserve": [settings.reserve],
                 "soft_floor": [settings.soft_floor],
@@ -232,11 +235,12 @@ class Simulation:
                 "slot_clicks": [totals.slot_totals[:, 1].astype(np.int64).tolist() if position else None],
                 "slot_revenue": [totals.slot_totals[:, 2].tolist()],
             })
+        s = self.state
+        regret = self._regret()
+        self._record_populations(recorder, result.round, plays, regret)
         mode = self._settings.run.record_agents
         if mode == "none":
             return
-        s = self.state
-        regret = self._regret()
         for play in plays:
             outcome = play.market.outcome_state
             position = play.mechanism.kind == "position"
@@ -275,6 +279,43 @@ class Simulation:
                 } | ({} if position else {"clicks": pa.nulls(len(ranges), pa.float64())}),
                     ranges[:, 2].astype(np.int16), np.full(len(ranges), play.index, np.int16))
 
+
+    def _record_populations(self, recorder: Recorder, r: int, plays: list["_ChannelPlay"],
+                            regret: np.ndarray) -> None:
+        """The round's totals per channel and population (``populations.arrow``), cheap at any size."""
+        s = self.state
+        self._value_so_far += s.value
+        starts = s.population_start[:-1]
+        sizes = np.diff(s.population_start)
+        budget = np.add.reduceat(s.budget, starts)
+        remaining = np.add.reduceat(s.remaining_budget, starts)
+        liquid = np.add.reduceat(np.minimum(s.budget, self._value_so_far), starts)
+        multiplier = np.add.reduceat(s.multiplier, starts) / sizes
+        with np.errstate(invalid="ignore"):  # NaN regret (none recorded) stays NaN, written as null
+            mean_regret = np.add.reduceat(regret, starts) / sizes
+        for play in plays:
+            ranges = play.market.ranges
+            who = ranges[:, 2]
+            outcome = play.market.outcome_state
+            totals = {name: np.array([outcome[a:a + n, column].sum() for a, n, _ in ranges])
+                      for name, column in (("spend", SPEND), ("wins", WINS), ("value", VALUE), ("clicks", CLICKS))}
+            bidders = play.channel.bidders_per_auction
+            eligible = ranges[:, 1].sum()
+            per_agent = play.channel.auctions_per_round * (1.0 if bidders == "all" else min(1.0, bidders / eligible))
+            finite = np.isfinite(budget[who])
+            recorder.write_populations({
+                "round": np.full(len(ranges), r, np.int32),
+                "agents": ranges[:, 1].astype(np.int64),
+                "participations": per_agent * ranges[:, 1],
+                **{k: v for k, v in totals.items() if k != "clicks"},
+                "utility": totals["value"] - totals["spend"],
+                "clicks": totals["clicks"] if play.mechanism.kind == "position" else np.full(len(ranges), np.nan),
+                "budget": np.where(finite, budget[who], np.nan),
+                "budget_remaining": np.where(finite, remaining[who], np.nan),
+                "multiplier": multiplier[who],
+                "regret": mean_regret[who],
+                "liquid_welfare": liquid[who],
+            }, who.astype(np.int16), np.full(len(ranges), play.index, np.int16))
 
     def _regret(self) -> np.ndarray:
         """Each agent's regret so far (NaN, written as null, where its strategy records none)."""

@@ -1,7 +1,7 @@
 """Market state: struct-of-arrays over all agents, populations as contiguous ranges.
 
-No Python object per agent: an agent is a row index. Memory is about 100 bytes per
-agent and channel (bid state 32, outcome state 40, budget 8, multiplier 8, dedup mark
+No Python object per agent: an agent is a row index. Memory is about 130 bytes per
+agent and channel (bid state 64, outcome state 40, budget 8, multiplier 8, dedup mark
 1, plus what strategies keep), so 1e7 agents fit in about 1 GB.
 
 Each channel (exchange) has its own outcome state, and its own remaining budget per
@@ -18,7 +18,7 @@ import numpy as np
 
 from bidscape.bidders.base import PopulationView, RoundFeedback
 from bidscape.engine.kernel import (BID_COLUMNS, BID_FACTOR, CLICKS, OUTCOME_COLUMNS, QUALITY, REMAINING,
-                                    RESERVE, SPEND, VALUE, VALUE_SCALE, WINS)
+                                    RESERVE, SCALE, SPEND, VALUE, VALUE_SCALE, WINS)
 from bidscape.mechanisms.base import KernelMarket
 from bidscape.scenario import Population, ResolvedChannel, Scenario
 
@@ -28,7 +28,7 @@ class MarketState:
     population_names: list[str]
     population_start: np.ndarray  # int64[P + 1]: agents of population p are start[p]:start[p+1]
     value_tables: np.ndarray  # float64[P, intervals + 1]: per-auction value quantiles
-    bid_state: np.ndarray  # float64[A, 4]: bid_factor, remaining_budget, quality, personal reserve
+    bid_state: np.ndarray  # float64[A, 8]: bid_factor, remaining_budget, quality, personal reserve, value scale
     channel_names: list[str]
     channel_outcomes: np.ndarray  # float64[C, A, 5]: value_scale, spend, wins, value, clicks (this round)
     channel_caps: list[Optional[np.ndarray]]  # per channel: float64[A] budget left there, or None (no cap)
@@ -67,6 +67,7 @@ class MarketState:
             if population.reserve is not None:
                 bid_state[lo:hi, RESERVE] = population.reserve.sample(rng, population.size)
         bid_state[:, REMAINING] = budget
+        bid_state[:, SCALE] = value_scale
         outcomes = np.zeros((len(channels), n_agents, OUTCOME_COLUMNS))
         outcomes[:, :, VALUE_SCALE] = value_scale
         caps = [_caps(c, populations, start, budget) for c in channels]

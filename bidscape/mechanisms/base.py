@@ -66,12 +66,13 @@ class Outcomes:
     value: np.ndarray  # float64[n, S]: the winner's base value (per click for position auctions)
     clicks: np.ndarray  # int8[n, S]
     others_paid: np.ndarray  # float64[n]: paid by bidders other than the winners (all-pay)
+    efficient: np.ndarray  # float64[n]: welfare of the efficient allocation of the auction
 
     @classmethod
     def allocate(cls, n: int, slots: int) -> "Outcomes":
         return cls(np.empty((n, slots), np.int64), np.empty((n, slots)), np.empty((n, slots)),
                    np.empty((n, slots)), np.empty((n, slots)), np.zeros((n, slots), np.int8),
-                   np.zeros(n))
+                   np.zeros(n), np.zeros(n))
 
     @property
     def capacity(self) -> int:
@@ -90,6 +91,7 @@ class Totals:
     sold: int = 0  # filled slot impressions
     revenue: float = 0.0
     welfare: float = 0.0
+    max_welfare: float = 0.0  # of the efficient allocations of the same auctions
     slot_totals: np.ndarray = field(init=False)  # float64[S, 3]: impressions, clicks, revenue
 
     def __post_init__(self) -> None:
@@ -142,7 +144,7 @@ class SingleItemAuction(Mechanism):
 
     def clear(self, settings, market, bidders, key_of_round, first, n, out) -> None:
         columns = (out.winner[:n, 0], out.price[:n, 0], out.bid[:n, 0], out.next_bid[:n, 0],
-                   out.value[:n, 0], out.others_paid[:n])
+                   out.value[:n, 0], out.others_paid[:n], out.efficient[:n])
         options = (*market.options, True if self.third_weight > 0 else None,
                    market.outcome_state if self.all_pay else None)
         if bidders == "all":
@@ -157,9 +159,9 @@ class SingleItemAuction(Mechanism):
 
     def accumulate(self, out, n, market, totals) -> None:
         sold_before, revenue_before = totals.sold, totals.revenue
-        totals.sold, totals.revenue, totals.welfare = kernel.accumulate_outcomes(
-            out.winner[:n, 0], out.price[:n, 0], out.value[:n, 0], out.others_paid[:n],
-            market.outcome_state, totals.sold, totals.revenue, totals.welfare)
+        totals.sold, totals.revenue, totals.welfare, totals.max_welfare = kernel.accumulate_outcomes(
+            out.winner[:n, 0], out.price[:n, 0], out.value[:n, 0], out.others_paid[:n], out.efficient[:n],
+            market.outcome_state, totals.sold, totals.revenue, totals.welfare, totals.max_welfare)
         totals.slot_totals[0, 0] += totals.sold - sold_before
         totals.slot_totals[0, 2] += totals.revenue - revenue_before
 
@@ -182,7 +184,8 @@ class PositionAuction(Mechanism):
 
     def clear(self, settings, market, bidders, key_of_round, first, n, out) -> None:
         ctrs = np.asarray(settings.slot_ctrs, np.float64)
-        columns = (out.winner[:n], out.price[:n], out.bid[:n], out.next_bid[:n], out.value[:n], out.clicks[:n])
+        columns = (out.winner[:n], out.price[:n], out.bid[:n], out.next_bid[:n], out.value[:n], out.clicks[:n],
+                   out.efficient[:n])
         out.others_paid[:n] = 0.0
         if market.group is not None:
             raise ValueError("coordination groups are for single-item auctions")
@@ -197,6 +200,6 @@ class PositionAuction(Mechanism):
                                               market.marked, *columns, *options)
 
     def accumulate(self, out, n, market, totals) -> None:
-        totals.sold, totals.revenue, totals.welfare = positions.accumulate_slots(
-            out.winner[:n], out.price[:n], out.value[:n], out.clicks[:n], market.outcome_state,
-            totals.slot_totals, totals.sold, totals.revenue, totals.welfare)
+        totals.sold, totals.revenue, totals.welfare, totals.max_welfare = positions.accumulate_slots(
+            out.winner[:n], out.price[:n], out.value[:n], out.clicks[:n], out.efficient[:n], market.outcome_state,
+            totals.slot_totals, totals.sold, totals.revenue, totals.welfare, totals.max_welfare)

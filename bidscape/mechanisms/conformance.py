@@ -27,7 +27,8 @@ from typing import Optional
 
 import numpy as np
 
-from bidscape.engine.kernel import BID_COLUMNS, BID_FACTOR, OUTCOME_COLUMNS, QUALITY, REMAINING, RESERVE, VALUE_SCALE
+from bidscape.engine.kernel import (BID_COLUMNS, BID_FACTOR, OUTCOME_COLUMNS, QUALITY, REMAINING, RESERVE, SCALE,
+                                    VALUE_SCALE)
 from bidscape.engine.reference import ReferenceMarket, reference_batch, reference_totals
 from bidscape.markets.distributions import Constant, LogNormal, Uniform
 from bidscape.mechanisms.base import KernelMarket, Mechanism, MechanismSettings, Outcomes, Totals
@@ -124,6 +125,7 @@ def random_instance(rng: np.random.Generator, mechanism: Mechanism) -> Instance:
 
 def run_kernel(mechanism: Mechanism, instance: Instance) -> BatchResult:
     bid_state = instance.bid_state.copy()
+    bid_state[:, SCALE] = instance.value_scale
     cap = None if instance.cap is None else instance.cap.copy()
     outcome_state = np.zeros((instance.n_agents, OUTCOME_COLUMNS))
     outcome_state[:, VALUE_SCALE] = instance.value_scale
@@ -146,7 +148,7 @@ def run_kernel(mechanism: Mechanism, instance: Instance) -> BatchResult:
         clicks=out.clicks[:n].tolist() if position else [[0]] * n,
         remaining=bid_state[:, REMAINING].tolist(), cap=None if cap is None else cap.tolist(),
         spend=outcome_state[:, 1].tolist(), wins=outcome_state[:, 2].tolist(), value=outcome_state[:, 3].tolist(),
-        market=(totals.sold, totals.revenue, totals.welfare))
+        market=(totals.sold, totals.revenue, totals.welfare, totals.max_welfare))
 
 
 def run_reference(mechanism: Mechanism, instance: Instance) -> BatchResult:
@@ -158,7 +160,8 @@ def run_reference(mechanism: Mechanism, instance: Instance) -> BatchResult:
         value_tables=instance.value_tables.tolist(),
         cap=None if instance.cap is None else instance.cap.tolist(),
         participation=None if instance.participation is None else instance.participation.tolist(),
-        group=None if instance.group is None else instance.group.tolist())
+        group=None if instance.group is None else instance.group.tolist(),
+        value_scale=instance.value_scale.tolist())
     results = reference_batch(mechanism, instance.settings, market, instance.key_of_round,
                               instance.first_auction, instance.n_auctions, instance.bidders)
     position = mechanism.kind == "position"
@@ -168,7 +171,7 @@ def run_reference(mechanism: Mechanism, instance: Instance) -> BatchResult:
         winner=[[o.winner for o in a] for a in results], price=[[o.price for o in a] for a in results],
         bid=[[o.bid for o in a] for a in results], next_bid=[[o.next_bid for o in a] for a in results],
         clicks=[[o.clicks for o in a] for a in results], remaining=market.remaining, cap=market.cap,
-        spend=spend, wins=wins, value=value, market=totals)
+        spend=spend, wins=wins, value=value, market=(*totals, sum(market.efficient, 0.0)))
 
 
 def check_instance(mechanism: Mechanism, instance: Instance) -> list[str]:

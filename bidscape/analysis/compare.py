@@ -1,0 +1,267 @@
+"""What-if comparisons: a treatment against a baseline, with confidence intervals.
+
+The two arms are paired by seed. bidscape draws every auction (participants, values,
+ties) from a hash of the run's seed, so a baseline and a treatment run with the same
+seed see the same auctions: common random numbers. The differences then carry only
+the treatment's effect plus the noise of how it plays out, which makes the intervals
+much narrower than those of independent runs.
+
+Two intervals for every headline metric (``bidscape.analysis.HEADLINE``):
+
+- **over seeds** (needs at least two paired seeds): the paired differences of the
+  whole-run metric, a Student-t interval with ``n - 1`` degrees of freedom. The
+  relative change ``treatment / baseline - 1`` gets a delta-method interval that
+  accounts for the baseline's noise and its correlation with the treatment.
+- **over rounds** (any number of seeds): the round-by-round differences (averaged over
+  seeds) are cut into ``batches`` consecutive batches; batch means are much less
+  autocorrelated than rounds (learning and budgets carry over from round to round),
+  and the interval is Student-t over the batch means (Law and Carson's batch means).
+  Additive metrics are scaled to whole-run totals; ratios (efficiency, prices, shares)
+  are computed per batch. Cumulative metrics (liquid welfare, regret) have no
+  per-round version and get no interval over rounds.
+
+The ``method`` column says which interval ``ci_low``/``ci_high`` holds: over seeds
+when there are two or more, else over rounds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from bidscape.analysis.metrics import HEADLINE, headline, market, populations
+from bidscape.analysis.sources import RunRef, Source, runs_of
+from bidscape.errors import InputError, Problem
+
+# how each headline metric is built from per-round sums: (numerator, denominator) or an additive column
+_ROUND_RATIOS = {
+    "efficiency": ("welfare", "max_welfare"),
+    "price_of_anarchy": ("max_welfare", "welfare"),
+    "sold_share": ("sold", "slots_offered"),
+    "mean_price": ("revenue", "sold"),
+    "budget_utilisation": ("budgeted_spend", "budget_per_round"),
+    "return_on_spend": ("value", "spend"),
+    "win_rate": ("wins", "participations"),
+}
+_ROUND_SUMS = ("revenue", "welfare", "max_welfare", "bidder_utility")
+_CUMULATIVE = ("liquid_welfare", "regret")
+
+
+@dataclass
+class Comparison:
+    """The result of ``compare``: ``table`` (one row per metric), ``per_seed`` and ``by_round``."""
+
+    baseline: str
+    treatment: str
+    seeds: list[int]
+    level: float
+    table: pl.DataFrame
+    per_seed: pl.DataFrame
+    by_round: pl.DataFrame
+    unpaired: dict[str, list[int]] = field(default_factory=dict)
+    scenario_changes: list[tuple[str, object, object]] = field(default_factory=list)
+
+    def to_html(self, path) -> None:
+        from bidscape.analysis.report import write_report
+
+        write_report(self, path)
+
+
+def compare(baseline: Source, treatment: Source, metrics: Optional[Sequence[str]] = None, level: float = 0.95,
+            batches: int = 10) -> Comparison:
+    """Compare two arms (runs or groups of runs), paired by seed; see the module docstring."""
+    metrics = list(metrics or HEADLINE)
+    unknown = [m for m in metrics if m not in HEADLINE]
+    if unknown:
+        raise InputError(Problem("--metrics", f"unknown metric(s) {', '.join(unknown)}",
+                                 f"use any of {', '.join(HEADLINE)}"))
+    if not 0 < level < 1:
+        raise InputError(Problem("--level", f"confidence level {level} is not in (0, 1)", "e.g. 0.95"))
+    base_refs, treat_refs = runs_of(baseline), runs_of(treatment)
+    base_by_seed, treat_by_seed = _by_seed(base_refs, "baseline"), _by_seed(treat_refs, "treatment")
+    seeds = sorted(set(base_by_seed) & set(treat_by_seed))
+    if not seeds:
+        raise InputError(Problem("TREATMENT", f"no seed is in both arms (baseline seeds {sorted(base_by_seed)}, "
+                                 f"treatment seeds {sorted(treat_by_seed)})",
+                                 "run both arms with the same seeds (bidscape run-pair does)"))
+    if {r.run.path.resolve() for r in base_refs} & {r.run.path.resolve() for r in treat_refs}:
+        raise InputError(Problem("TREATMENT", "the baseline and the treatment share runs",
+                                 "point to two different runs or groups"))
+    base = [base_by_seed[s] for s in seeds]
+    treat = [treat_by_seed[s] for s in seeds]
+    base_head, treat_head = headline(base), headline(treat)
+    base_rounds, treat_rounds = _round_frame(base), _round_frame(treat)
+
+    rows = []
+    for metric in metrics:
+        b = base_head[metric].to_numpy().astype(float)
+        t = treat_head[metric].to_numpy().astype(float)
+        rows.append(_metric_row(metric, b, t, base_rounds, treat_rounds, level, batches))
+    table = pl.DataFrame(rows, schema_overrides={"n": pl.Int64}, infer_schema_length=None)
+    per_seed = pl.concat([
+        pl.DataFrame({"seed": seeds, "metric": [m] * len(seeds),
+                      "baseline": base_head[m].cast(pl.Float64), "treatment": treat_head[m].cast(pl.Float64)})
+        for m in metrics
+    ]).with_columns((pl.col("treatment") - pl.col("baseline")).alias("difference"))
+    by_round = pl.concat([_mean_over_seeds(base_rounds).with_columns(pl.lit("baseline").alias("arm")),
+                          _mean_over_seeds(treat_rounds).with_columns(pl.lit("treatment").alias("arm"))])
+    unpaired = {"baseline": sorted(set(base_by_seed) - set(seeds)),
+                "treatment": sorted(set(treat_by_seed) - set(seeds))}
+    return Comparison(_name(base_refs), _name(treat_refs), seeds, level, table, per_seed,
+                      by_round.select("arm", *[c for c in by_round.columns if c != "arm"]),
+                      {k: v for k, v in unpaired.items() if v},
+                      scenario_changes(base[0].run.manifest["scenario"], treat[0].run.manifest["scenario"]))
+
+
+def _by_seed(refs: list[RunRef], arm: str) -> dict[int, RunRef]:
+    found: dict[int, RunRef] = {}
+    for ref in refs:
+        if ref.seed in found:
+            raise InputError(Problem(arm.upper(), f"two {arm} runs have seed {ref.seed} "
+                                     f"('{found[ref.seed].run.path}' and '{ref.run.path}')",
+                                     "point to one group (one variant of a sweep), not a whole sweep"))
+        found[ref.seed] = ref
+    return found
+
+
+def _name(refs: list[RunRef]) -> str:
+    groups = sorted({r.group for r in refs})
+    return groups[0] if len(groups) == 1 else "+".join(groups)
+
+
+def _round_frame(refs: list[RunRef]) -> pl.DataFrame:
+    """Per seed and round: the sums every headline metric is built from."""
+    m = market(refs, by=("round",)).select("seed", "round", "auctions", "slots_offered", "sold", "revenue",
+                                            "welfare", "max_welfare")
+    p = populations(refs, by=("round",)).select(
+        "seed", "round", "spend", "budgeted_spend", "value", "wins", "participations",
+        pl.col("utility").alias("bidder_utility"), pl.col("budget").alias("budget_total"))
+    rounds = m.join(p, on=["seed", "round"], how="left")
+    per_run = rounds.group_by("seed").agg(pl.col("round").count().alias("_rounds"))
+    return (rounds.join(per_run, on="seed")
+            .with_columns((pl.col("budget_total") / pl.col("_rounds")).alias("budget_per_round"))
+            .drop("_rounds").sort("seed", "round"))
+
+
+def _mean_over_seeds(rounds: pl.DataFrame) -> pl.DataFrame:
+    numeric = [c for c in rounds.columns if c not in ("seed", "round")]
+    frame = rounds.group_by("round").agg(*[pl.col(c).mean() for c in numeric]).sort("round")
+    return frame.with_columns(*[(pl.col(a) / pl.col(b)).alias(name) for name, (a, b) in _ROUND_RATIOS.items()])
+
+
+def _metric_row(metric: str, b: np.ndarray, t: np.ndarray, base_rounds: pl.DataFrame, treat_rounds: pl.DataFrame,
+                level: float, batches: int) -> dict:
+    ok = np.isfinite(b) & np.isfinite(t)
+    b, t = b[ok], t[ok]
+    n = int(b.size)
+    row = {"metric": metric, "baseline": _mean(b), "treatment": _mean(t), "difference": None,
+           "ci_low": None, "ci_high": None, "relative": None, "relative_ci_low": None, "relative_ci_high": None,
+           "p_value": None, "rounds_ci_low": None, "rounds_ci_high": None, "batches": None, "method": "", "n": n}
+    if n == 0:
+        row["method"] = "not recorded"
+        return row
+    d = t - b
+    row["difference"] = float(d.mean())
+    if row["baseline"]:
+        row["relative"] = row["treatment"] / row["baseline"] - 1.0
+    rounds_ci = _batch_means_interval(metric, base_rounds, treat_rounds, level, batches)
+    if rounds_ci is not None:
+        row["rounds_ci_low"], row["rounds_ci_high"], row["batches"] = rounds_ci
+    if n >= 2:
+        half = _t(level, n - 1) * d.std(ddof=1) / math.sqrt(n)
+        row["ci_low"], row["ci_high"] = row["difference"] - half, row["difference"] + half
+        row["p_value"] = _p_value(d)
+        row["method"] = f"paired seeds (n={n}, t interval)"
+        rel = _relative_interval(b, t, level)
+        if rel is not None:
+            row["relative_ci_low"], row["relative_ci_high"] = rel
+    elif rounds_ci is not None:
+        row["ci_low"], row["ci_high"] = row["rounds_ci_low"], row["rounds_ci_high"]
+        row["method"] = f"batch means over rounds ({rounds_ci[2]} batches)"
+        if row["baseline"]:
+            row["relative_ci_low"] = row["ci_low"] / row["baseline"]
+            row["relative_ci_high"] = row["ci_high"] / row["baseline"]
+    else:
+        row["method"] = "one seed: no interval" if metric in _CUMULATIVE else "too few rounds for an interval"
+    return row
+
+
+def _mean(x: np.ndarray) -> Optional[float]:
+    return float(x.mean()) if x.size else None
+
+
+def _t(level: float, df: int) -> float:
+    return float(stats.t.ppf(0.5 + level / 2, df))
+
+
+def _p_value(d: np.ndarray) -> Optional[float]:
+    sd = d.std(ddof=1)
+    if sd == 0:
+        return 0.0 if d.mean() != 0 else 1.0
+    statistic = d.mean() / (sd / math.sqrt(d.size))
+    return float(2 * stats.t.sf(abs(statistic), d.size - 1))
+
+
+def _relative_interval(b: np.ndarray, t: np.ndarray, level: float) -> Optional[tuple[float, float]]:
+    """Delta-method interval for mean(t) / mean(b) - 1 with paired (correlated) arms."""
+    n = b.size
+    mb, mt = b.mean(), t.mean()
+    if mb == 0:
+        return None
+    ratio = mt / mb
+    cov = np.cov(np.vstack([t, b]), ddof=1)
+    variance = (cov[0, 0] - 2 * ratio * cov[0, 1] + ratio ** 2 * cov[1, 1]) / (n * mb ** 2)
+    half = _t(level, n - 1) * math.sqrt(max(variance, 0.0))
+    return ratio - 1 - half, ratio - 1 + half
+
+
+def _batch_means_interval(metric: str, base_rounds: pl.DataFrame, treat_rounds: pl.DataFrame, level: float,
+                          batches: int) -> Optional[tuple[float, float, int]]:
+    """Interval for the whole-run difference from batch means of the seed-averaged round series."""
+    if metric in _CUMULATIVE:
+        return None
+    b, t = _mean_over_seeds(base_rounds), _mean_over_seeds(treat_rounds)
+    rounds = min(b.height, t.height)
+    k = min(batches, rounds // 2)  # at least two rounds per batch, at least two batches
+    if k < 2:
+        return None
+    edges = np.linspace(0, rounds, k + 1).round().astype(int)
+    if metric in _ROUND_RATIOS:
+        a, c = _ROUND_RATIOS[metric]
+        diffs = []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            tb = t[a][lo:hi].sum() / t[c][lo:hi].sum() if t[c][lo:hi].sum() else np.nan
+            bb = b[a][lo:hi].sum() / b[c][lo:hi].sum() if b[c][lo:hi].sum() else np.nan
+            diffs.append(tb - bb)
+        diffs = np.array(diffs, float)
+        scale = 1.0
+    else:
+        d = (t[metric][:rounds] - b[metric][:rounds]).to_numpy().astype(float)
+        diffs = np.array([d[lo:hi].mean() for lo, hi in zip(edges[:-1], edges[1:])])
+        scale = float(rounds)  # per-round mean -> whole-run total
+    diffs = diffs[np.isfinite(diffs)]
+    if diffs.size < 2:
+        return None
+    centre = diffs.mean() * scale
+    half = _t(level, diffs.size - 1) * diffs.std(ddof=1) / math.sqrt(diffs.size) * scale
+    return float(centre - half), float(centre + half), int(diffs.size)
+
+
+def scenario_changes(base: dict, treat: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """The scenario fields that differ between the arms: (dotted path, baseline, treatment)."""
+    changes: list[tuple[str, object, object]] = []
+    for key in sorted(set(base) | set(treat)):
+        path = f"{prefix}{key}"
+        if path in ("run.seed", "run.name"):
+            continue
+        a, b = base.get(key), treat.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes.extend(scenario_changes(a, b, path + "."))
+        elif a != b:
+            changes.append((path, a, b))
+    return changes

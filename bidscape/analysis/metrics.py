@@ -1,0 +1,248 @@
+"""Market and bidder metrics of runs, by round, channel and population.
+
+Every function takes a *source* (a run folder, a group of runs, a sweep folder, a
+``Run``, or a list of them; see ``bidscape.analysis.sources``) and returns a polars
+frame with ``group`` and ``seed`` columns first, one block of rows per run.
+
+They read the small per-round tables (``market.arrow``, ``populations.arrow``) and,
+for prices, the auction sample, through lazy scans; ``agents.arrow`` is only read by
+``agent_sample``, which streams it and keeps a bounded sample. So they run in the same
+time and memory on a run of 1e3 agents as on one of 1e7.
+
+Definitions (all sums over the auctions of the rows' rounds and channels):
+
+- ``welfare``: value won (value scale x base value x clicks for position auctions).
+- ``max_welfare``: welfare of the efficient allocation of the same auctions: each
+  auction to the participant valuing it most, whatever the bids and budgets
+  (position auctions: expected clicks x value, ranked by quality x value).
+- ``efficiency = welfare / max_welfare``; ``price_of_anarchy = max_welfare / welfare``
+  (against the efficient allocation; 1 is the best).
+- ``liquid_welfare``: sum over agents of min(budget, value won so far): value a budgeted
+  bidder could actually pay for (Dobzinski and Paes Leme, 2014).
+- ``sold_share``: filled slot impressions over slot impressions offered.
+- ``mean_price``: revenue per filled slot impression.
+- ``budget_utilisation``: spend over budget, of the populations that have budgets.
+- ``return_on_spend``: value over spend. ``win_rate``: wins over expected auctions entered.
+- ``regret``: mean regret against the best fixed multiplier in hindsight, where the
+  strategy records it (the value after the last round of the rows).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence
+
+import polars as pl
+
+from bidscape.analysis.sources import RunRef, Source, runs_of
+from bidscape.errors import InputError, Problem
+
+MARKET_SUMS = ("auctions", "slots_offered", "sold", "revenue", "welfare", "max_welfare")
+POPULATION_SUMS = ("agents", "participations", "spend", "wins", "value", "utility", "clicks")
+STREAMING = "streaming"
+
+
+def _scan(ref: RunRef, table: str) -> pl.LazyFrame:
+    path = ref.run.path / f"{table}.arrow"
+    if not path.is_file():
+        raise InputError(Problem("", f"run '{ref.run.path}' has no {table}.arrow (written by an older bidscape?)",
+                                 "re-run the scenario with this version"))
+    return pl.scan_ipc(path)
+
+
+def _labelled(ref: RunRef, frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame.with_columns(pl.lit(ref.group).alias("group"), pl.lit(ref.seed, pl.Int64).alias("seed"))
+
+
+def _collect(refs: list[RunRef], build, order: Sequence[str]) -> pl.DataFrame:
+    frames = [_labelled(ref, build(ref)) for ref in refs]
+    combined = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    keys = ["group", "seed", *order]
+    frame = combined.sort(keys).collect(engine=STREAMING)
+    return frame.select(keys + [c for c in frame.columns if c not in keys])
+
+
+def _by(by: Iterable[str], allowed: tuple[str, ...]) -> list[str]:
+    by = [by] if isinstance(by, str) else list(by)
+    for key in by:
+        if key not in allowed:
+            raise ValueError(f"cannot group by '{key}': use any of {', '.join(allowed)}")
+    return by
+
+
+def _ratios(frame: pl.LazyFrame) -> pl.LazyFrame:
+    def ratio(a: str, b: str) -> pl.Expr:
+        return pl.when(pl.col(b) > 0).then(pl.col(a) / pl.col(b)).otherwise(None)
+
+    return frame.with_columns(
+        ratio("welfare", "max_welfare").alias("efficiency"),
+        ratio("max_welfare", "welfare").alias("price_of_anarchy"),
+        ratio("sold", "slots_offered").alias("sold_share"),
+        ratio("revenue", "sold").alias("mean_price"),
+    )
+
+
+def market(source: Source, by: Iterable[str] = ("round",)) -> pl.DataFrame:
+    """Revenue, welfare, efficiency, price of anarchy, sold share and prices, by ``round`` and/or ``channel``.
+
+    ``by=()`` gives one row per run. ``reserve`` is the mean reserve in force and
+    ``mechanism`` the mechanisms used, joined with ``+`` when they changed.
+    """
+    keys = _by(by, ("round", "channel"))
+
+    def build(ref: RunRef) -> pl.LazyFrame:
+        rows = _scan(ref, "market").with_columns(
+            (pl.col("auctions") * pl.col("slot_impressions").list.len()).alias("slots_offered"))
+        aggregated = (rows.group_by(keys) if keys else rows.group_by(pl.lit(0).alias("_all"))).agg(
+            *[pl.col(c).sum() for c in MARKET_SUMS],
+            pl.col("reserve").mean(),
+            pl.col("mechanism").unique(maintain_order=True).str.join("+"),
+        )
+        return _ratios(aggregated.drop("_all", strict=False))
+
+    return _collect(runs_of(source), build, keys)
+
+
+def populations(source: Source, by: Iterable[str] = ("population",)) -> pl.DataFrame:
+    """Spend, wins, value, utility, budget use, return on spend, win rate, multipliers, regret and
+    liquid welfare, by any of ``round``, ``channel`` and ``population``.
+
+    Flows (spend, wins, ...) are summed over the rows' rounds and channels. Stocks of a
+    population (budget, budget left, liquid welfare, regret) are taken after the last
+    round of the rows, the multiplier is the mean over the rows' rounds; they do not
+    depend on the channel. With ``round`` in ``by``, ``cumulative_spend`` is the
+    spend up to and including the round (spend against budget).
+    """
+    keys = _by(by, ("round", "channel", "population"))
+
+    def build(ref: RunRef) -> pl.LazyFrame:
+        rows = _scan(ref, "populations").with_columns(pl.col("population").cast(pl.String),
+                                                       pl.col("channel").cast(pl.String))
+        flows = (rows.group_by(keys) if keys else rows.group_by(pl.lit(0).alias("_all"))).agg(
+            *[pl.col(c).sum() for c in POPULATION_SUMS if c != "agents"],
+            pl.col("spend").filter(pl.col("budget").is_not_null()).sum().alias("budgeted_spend"))
+        # stocks: one row per population and round (channels repeat them), then per key
+        per_round = rows.group_by("round", "population").agg(
+            pl.col("agents", "budget", "budget_remaining", "multiplier", "regret", "liquid_welfare").first())
+        stock_keys = [k for k in keys if k != "channel"]
+        last = per_round.filter(pl.col("round") == pl.col("round").max().over("population")) \
+            if "round" not in stock_keys else per_round
+        stocks = _stock_totals(last, per_round, stock_keys)
+        frame = (flows.join(stocks, on=stock_keys, how="left") if stock_keys
+                 else flows.drop("_all", strict=False).join(stocks, how="cross"))
+        if "round" in keys:
+            frame = frame.sort("round").with_columns(
+                pl.col("spend").cum_sum().over([k for k in keys if k != "round"] or None).alias("cumulative_spend")
+                if len(keys) > 1 else pl.col("spend").cum_sum().alias("cumulative_spend"))
+        return _population_ratios(frame)
+
+    return _collect(runs_of(source), build, keys)
+
+
+def _stock_totals(last: pl.LazyFrame, per_round: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """Population stocks summed (or agent-weighted) over the populations inside each key."""
+    grouped = last.group_by(keys) if keys else last.group_by(pl.lit(0).alias("_all"))
+    stocks = grouped.agg(
+        pl.col("agents").sum(),
+        pl.col("budget").sum().alias("budget"),
+        pl.col("budget").is_not_null().any().alias("_budgeted"),
+        pl.col("budget_remaining").sum(),
+        pl.col("liquid_welfare").sum(),
+        pl.when(pl.col("regret").is_not_null().any())
+        .then((pl.col("regret") * pl.col("agents")).sum()
+              / pl.col("agents").filter(pl.col("regret").is_not_null()).sum())
+        .otherwise(None).alias("regret"),
+    ).with_columns(pl.when(pl.col("_budgeted")).then(pl.col("budget")).otherwise(None).alias("budget"),
+                   pl.when(pl.col("_budgeted")).then(pl.col("budget_remaining")).otherwise(None)
+                   .alias("budget_remaining")).drop("_budgeted", "_all", strict=False)
+    mean_keys = keys
+    mean = (per_round.group_by(mean_keys) if mean_keys else per_round.group_by(pl.lit(0).alias("_all"))).agg(
+        ((pl.col("multiplier") * pl.col("agents")).sum() / pl.col("agents").sum()).alias("multiplier"),
+    ).drop("_all", strict=False)
+    return stocks.join(mean, on=keys, how="left") if keys else stocks.join(mean, how="cross")
+
+
+def _population_ratios(frame: pl.LazyFrame) -> pl.LazyFrame:
+    def ratio(a: str, b: str) -> pl.Expr:
+        return pl.when(pl.col(b) > 0).then(pl.col(a) / pl.col(b)).otherwise(None)
+
+    return frame.with_columns(
+        ratio("budgeted_spend", "budget").alias("budget_utilisation"),
+        ratio("value", "spend").alias("return_on_spend"),
+        ratio("wins", "participations").alias("win_rate"),
+        ratio("spend", "wins").alias("mean_price"),
+    )
+
+
+HEADLINE = ("revenue", "welfare", "max_welfare", "efficiency", "price_of_anarchy", "liquid_welfare", "sold_share",
+            "mean_price", "bidder_utility", "budget_utilisation", "return_on_spend", "win_rate", "regret")
+
+
+def headline(source: Source) -> pl.DataFrame:
+    """One row per run with the headline metrics (``HEADLINE``) of the whole run."""
+    m = market(source, by=())
+    p = populations(source, by=())
+    p = p.rename({"utility": "bidder_utility"}).select(
+        "group", "seed", "liquid_welfare", "bidder_utility", "budget_utilisation", "return_on_spend", "win_rate",
+        "regret")
+    joined = m.join(p, on=["group", "seed"], how="left")
+    return joined.select("group", "seed", *HEADLINE)
+
+
+def prices(source: Source, by: Iterable[str] = (), quantiles: Sequence[float] = (0.1, 0.25, 0.5, 0.75, 0.9)
+           ) -> pl.DataFrame:
+    """Mean and quantiles of the price paid per filled slot, from the auction sample.
+
+    ``by`` any of ``round``, ``channel``, ``slot``. The sample's size is in ``n``; its
+    rate is the scenario's ``run.auction_sample_rate``.
+    """
+    keys = _by(by, ("round", "channel", "slot"))
+
+    def build(ref: RunRef) -> pl.LazyFrame:
+        sold = _scan(ref, "auctions").filter(pl.col("winner") >= 0).with_columns(pl.col("channel").cast(pl.String))
+        grouped = sold.group_by(keys) if keys else sold.group_by(pl.lit(0).alias("_all"))
+        return grouped.agg(pl.len().alias("n"), pl.col("price").mean().alias("mean"),
+                           *[pl.col("price").quantile(q, "linear").alias(f"q{round(q * 100):02d}")
+                             for q in quantiles]).drop("_all", strict=False)
+
+    return _collect(runs_of(source), build, keys)
+
+
+def price_histogram(source: Source, bins: int = 40, upper: Optional[float] = None) -> pl.DataFrame:
+    """Counts of sampled winning prices in ``bins`` equal bins on ``[0, upper]`` (default: the 99.5% quantile)."""
+    refs = runs_of(source)
+    sold = pl.concat([_labelled(r, _scan(r, "auctions").filter(pl.col("winner") >= 0).select("price"))
+                      for r in refs])
+    if upper is None:
+        upper = sold.select(pl.col("price").quantile(0.995)).collect(engine=STREAMING).item() or 1.0
+    width = upper / bins
+    counted = (sold.with_columns((pl.col("price") / width).floor().clip(0, bins - 1).cast(pl.Int64).alias("bin"))
+               .group_by("group", "seed", "bin").agg(pl.len().alias("count"))
+               .with_columns((pl.col("bin") * width).alias("low"), ((pl.col("bin") + 1) * width).alias("high")))
+    return counted.sort("group", "seed", "bin").collect(engine=STREAMING)
+
+
+def agent_sample(source: Source, columns: Sequence[str] = ("spend", "wins", "value", "utility", "budget_remaining",
+                                                            "multiplier"),
+                 round: Optional[int] = None, n: int = 100_000, seed: int = 0) -> pl.DataFrame:
+    """A uniform sample of at most ``n`` agent rows of one round (default: the last), for distributions.
+
+    Streams ``agents.arrow`` (never loads it whole): rows are kept when a hash of the
+    agent id falls below ``n / agents``, so the sample is the same agents in every round.
+    """
+    refs = runs_of(source)
+    frames = []
+    for ref in refs:
+        scan = _scan(ref, "agents")
+        if round is None:
+            chosen = ref.run.manifest["scenario"]["run"]["rounds"] - 1
+        else:
+            chosen = round
+        rows = scan.filter(pl.col("round") == chosen)
+        total = ref.run.scenario.total_agents
+        keep = min(1.0, n / max(total, 1))
+        if keep < 1.0:
+            rows = rows.filter((pl.col("agent").hash(seed) % 1_000_003) < int(keep * 1_000_003))
+        frames.append(_labelled(ref, rows.select("round", "agent", pl.col("population").cast(pl.String),
+                                                  pl.col("channel").cast(pl.String), *columns)))
+    frame = pl.concat(frames).collect(engine=STREAMING)
+    return frame.select("group", "seed", *[c for c in frame.columns if c not in ("group", "seed")])

@@ -224,25 +224,76 @@ def price_histogram(source: Source, bins: int = 40, upper: Optional[float] = Non
 def agent_sample(source: Source, columns: Sequence[str] = ("spend", "wins", "value", "utility", "budget_remaining",
                                                             "multiplier"),
                  round: Optional[int] = None, n: int = 100_000, seed: int = 0) -> pl.DataFrame:
-    """A uniform sample of at most ``n`` agent rows of one round (default: the last), for distributions.
+    """A uniform sample of about ``n`` agents' rows of one round (default: the last), for distributions.
 
-    Streams ``agents.arrow`` (never loads it whole): rows are kept when a hash of the
-    agent id falls below ``n / agents``, so the sample is the same agents in every round.
+    Reads only the record batches of that round (``agents.arrow`` is written in batches
+    of at most ``AGENT_BATCH_ROWS`` rows, in round order, so they are found by bisection),
+    one batch at a time: memory is bounded by the sample plus one batch, never the file.
+    An agent is kept when a hash of (its id, ``seed``) falls below ``n / agents``, so the
+    sample is the same agents in every round and run.
     """
-    refs = runs_of(source)
     frames = []
-    for ref in refs:
-        scan = _scan(ref, "agents")
-        if round is None:
-            chosen = ref.run.manifest["scenario"]["run"]["rounds"] - 1
-        else:
-            chosen = round
-        rows = scan.filter(pl.col("round") == chosen)
-        total = ref.run.scenario.total_agents
-        keep = min(1.0, n / max(total, 1))
-        if keep < 1.0:
-            rows = rows.filter((pl.col("agent").hash(seed) % 1_000_003) < int(keep * 1_000_003))
-        frames.append(_labelled(ref, rows.select("round", "agent", pl.col("population").cast(pl.String),
-                                                  pl.col("channel").cast(pl.String), *columns)))
-    frame = pl.concat(frames).collect(engine=STREAMING)
+    for ref in runs_of(source):
+        path = ref.run.path / "agents.arrow"
+        if not path.is_file():
+            raise InputError(Problem("", f"run '{ref.run.path}' has no agents.arrow",
+                                     "re-run the scenario with this version"))
+        chosen = ref.run.manifest["scenario"]["run"]["rounds"] - 1 if round is None else round
+        keep = min(1.0, n / max(ref.run.scenario.total_agents, 1))
+        wanted = ["round", "agent", "population", "channel", *columns]
+        parts = [pl.from_arrow(batch.select(wanted)) for batch in _round_batches(path, chosen, keep, seed)]
+        frame = pl.concat(parts) if parts else pl.from_arrow(_empty(path).select(wanted))
+        frames.append(_labelled(ref, frame.lazy().with_columns(pl.col("population").cast(pl.String),
+                                                               pl.col("channel").cast(pl.String))))
+    frame = pl.concat(frames, how="diagonal_relaxed").collect()
     return frame.select("group", "seed", *[c for c in frame.columns if c not in ("group", "seed")])
+
+
+def _round_batches(path, chosen: int, keep: float, seed: int):
+    """The rows of round ``chosen`` whose agent hash is below ``keep``, batch by batch."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    with pa.memory_map(str(path)) as source:
+        reader = ipc.open_file(source)
+
+        def round_of(i: int) -> int:
+            return reader.get_batch(i).column("round")[0].as_py()
+
+        low, high = 0, reader.num_record_batches
+        while low < high:  # the first batch of the round (batches are in round order)
+            middle = (low + high) // 2
+            if round_of(middle) < chosen:
+                low = middle + 1
+            else:
+                high = middle
+        for i in range(low, reader.num_record_batches):
+            batch = reader.get_batch(i)
+            rounds = batch.column("round").to_numpy()
+            if rounds[0] != chosen:
+                break
+            mask = rounds == chosen
+            if keep < 1.0:
+                agents = batch.column("agent").to_numpy(zero_copy_only=False)
+                mask &= _unit_hash(agents, seed) < keep
+            yield batch.filter(pa.array(mask))
+
+
+def _unit_hash(values, seed: int):
+    """splitmix64 of (value, seed) mapped to [0, 1): stable across versions and platforms."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15) * np.uint64(seed + 1)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _empty(path):
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    with pa.memory_map(str(path)) as source:
+        return ipc.open_file(source).schema.empty_table()

@@ -64,6 +64,8 @@ POPULATIONS_SCHEMA = pa.schema([  # one row per round, channel and population, w
     ("liquid_welfare", pa.float64()),  # so far: sum over agents of min(budget, value won so far)
 ])
 
+AGENT_BATCH_ROWS = 1 << 18  # agents.arrow record batches: readers find a round's rows a batch at a time
+
 AGENT_COLUMNS = ("spend", "wins", "value", "utility", "budget_remaining", "multiplier", "clicks", "regret")
 
 
@@ -213,7 +215,8 @@ class Recorder(RunFolder):
             columns = {**columns, "regret": pa.array(columns["regret"], pa.float64(), from_pandas=True)}
         batch = pa.record_batch({**columns, "population": population, "channel": channel},
                                 schema=self._schemas["agents"])
-        self.write_batch("agents", batch)
+        for first in range(0, max(batch.num_rows, 1), AGENT_BATCH_ROWS):
+            self.write_batch("agents", batch.slice(first, AGENT_BATCH_ROWS))
 
     def write_populations(self, columns: dict[str, Any], population_codes, channel_codes) -> None:
         population = pa.DictionaryArray.from_arrays(pa.array(population_codes, pa.int16()),

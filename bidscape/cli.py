@@ -1,4 +1,4 @@
-"""The ``bidscape`` command line: demo, run, validate, list.
+"""The ``bidscape`` command line: demo, run, validate, list, sweep, compare, run-pair, dashboard, train-rl.
 
 Exit codes: 0 success, 1 a run failed, 2 invalid input (one message naming the field and
 the fix), 130 interrupted. A failed or interrupted run leaves ``status = "failed"`` in its
@@ -129,6 +129,7 @@ def _run(scenario: Scenario, out: Optional[Path], overwrite: bool, quiet: bool):
     console.print(f"\nwrote [bold]{path}[/] ({escape(files)})")
     console.print(f"read it with polars:  pl.read_ipc('{path}/market.arrow')")
     console.print(f"or in Python:         bidscape.Run('{path}').agents")
+    console.print(f"explore it:           bidscape dashboard {path}   (needs: pip install 'bidscape[dashboard]')")
     return result
 
 
@@ -224,6 +225,31 @@ from bidscape.rl.cli import train as _train_rl  # noqa: E402  (torch is imported
 
 app.command(name="train-rl")(_train_rl)
 
+from bidscape.analysis.cli import compare as _compare, run_pair as _run_pair  # noqa: E402
+from bidscape.sweep.cli import sweep as _sweep  # noqa: E402
+from bidscape.dashboards.cli import dashboard as _dashboard  # noqa: E402  (streamlit is checked when it runs)
+
+app.command(name="sweep")(_sweep)
+app.command(name="compare")(_compare)
+app.command(name="run-pair")(_run_pair)
+app.command(name="dashboard")(_dashboard)
+
+
+def _click_exceptions() -> tuple[type, ...]:
+    """Click's usage-error classes: typer's vendored copy (newer typer) and/or click itself."""
+    kinds: list[type] = []
+    try:
+        from typer._click.exceptions import ClickException as Vendored
+        kinds.append(Vendored)
+    except ImportError:
+        pass
+    try:
+        from click import ClickException
+        kinds.append(ClickException)
+    except ImportError:
+        pass
+    return tuple(kinds)
+
 
 def main() -> None:
     try:
@@ -237,12 +263,7 @@ def main() -> None:
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
     except Exception as error:  # click usage errors and run failures
-        try:
-            from click import ClickException
-        except ImportError:  # newer typer vendors click as typer._click
-            from typer._click.exceptions import ClickException
-
-        if isinstance(error, ClickException):
+        if isinstance(error, _click_exceptions()):
             error.show()
             sys.exit(error.exit_code)
         errors.print(f"[bold red]run failed:[/] {type(error).__name__}: {escape(str(error))}", highlight=False)

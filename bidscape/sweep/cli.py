@@ -1,0 +1,78 @@
+"""``bidscape sweep``: run a grid or list of scenario variants x seeds; resumable.
+
+``sweep`` is a plain typer command function; ``bidscape.cli`` mounts it. Exit codes: 0 all
+runs complete, 1 some run failed, 2 invalid input, 130 interrupted (the index stays
+consistent; the same command resumes).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+console = Console()
+if not console.is_terminal:  # piped or captured: keep tables on one line each
+    console = Console(width=120)
+
+
+class Backend(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+def sweep(
+    sweep_file: Path = typer.Argument(..., metavar="SWEEP.toml", help="Sweep file."),
+    out: Optional[Path] = typer.Option(None, help="Sweep folder; the same folder resumes (default: runs/NAME)."),
+    backend: Backend = typer.Option(Backend.local, help="Where runs execute: local processes or Ray."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Runs at a time (default: one per CPU); 1 runs "
+                                                            "in this process."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address, e.g. auto or ray://HOST:10001 "
+                                                     "(default: start a local Ray)."),
+    retry_failed: bool = typer.Option(True, "--retry-failed/--no-retry-failed",
+                                      help="Run failed runs again when resuming."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Run every variant x seed of a sweep file: one run folder each, plus an index (index.arrow)."""
+    from bidscape.sweep.runner import run_sweep
+    from bidscape.sweep.spec import load_sweep
+
+    spec = load_sweep(sweep_file)
+    out = out or Path("runs") / re.sub(r"[^A-Za-z0-9._=,+-]", "_", spec.name)
+    runs = len(spec.variants) * len(spec.seeds)
+    where = backend.value + (f" at {address}" if address else "") + (f", {workers} workers" if workers else "")
+    console.print(f"[bold]sweep {escape(spec.name)}[/]: {len(spec.variants)} variant(s) x {len(spec.seeds)} "
+                  f"seed(s) = {runs} runs ({escape(where)}) -> {escape(str(out))}")
+    try:
+        result = run_sweep(spec, out, backend=backend.value, workers=workers, address=address,
+                           progress=not quiet, retry_failed=retry_failed)
+    except KeyboardInterrupt:
+        console.print(f"[bold red]sweep interrupted[/]: unfinished runs are 'pending' in "
+                      f"{escape(str(out / 'index.arrow'))}; run the same command again to resume")
+        raise
+    _print_result(result)
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def _print_result(result) -> None:
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold")
+    for column in ("complete", "of which skipped (done before)", "failed", "pending"):
+        table.add_column(column, justify="right")
+    table.add_row(str(result.complete), str(result.skipped), str(result.failed), str(result.pending))
+    console.print(table)
+    failed = result.index.filter(status="failed")
+    for row in failed.head(5).iter_rows(named=True):
+        console.print(f"[red]failed[/] {escape(row['run_id'])}: {escape(str(row['error']))}")
+    if failed.height > 5:
+        console.print(f"... and {failed.height - 5} more (see the error column of the index)")
+    index = escape(str(result.path / "index.arrow"))
+    console.print(f"index: [bold]{index}[/] (and index.csv); one run folder per row (column path)")
+    console.print(f"read it with polars:  pl.read_ipc('{index}')")

@@ -1,0 +1,34 @@
+"""Every script in examples/ runs at its small size (the same command CI users would type)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXPECTED = {  # a line of each script's findings
+    "second_to_first_price.py": "utility/win 0.0000",
+    "reserve_sweep.py": "best reserve in the sweep: 0.5",
+    "pacing_on_off.py": "the pacers themselves",
+    "what_if_report.py": "report:",
+    "mesa_market.py": "",
+}
+
+
+def test_every_example_is_listed():
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("script", sorted(EXPECTED))
+def test_example_runs(script, tmp_path):
+    if script == "mesa_market.py":
+        pytest.importorskip("mesa")
+    args = [sys.executable, str(EXAMPLES / script), "--small"]
+    if script != "mesa_market.py":
+        args += ["--out", str(tmp_path / "out")]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert EXPECTED[script] in result.stdout

@@ -36,7 +36,7 @@ SetOption = typer.Option(None, "--set", metavar="KEY.PATH=VALUE",
 
 @app.command()
 def demo(
-    out: Optional[Path] = typer.Option(None, help="Output folder [default: runs/demo-TIMESTAMP]."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/demo-TIMESTAMP)."),
     overrides: Optional[list[str]] = SetOption,
     overwrite: bool = typer.Option(False, help="Replace an existing run folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -51,7 +51,7 @@ def demo(
 @app.command()
 def run(
     scenario_file: Path = typer.Argument(..., metavar="SCENARIO.toml", help="Scenario file."),
-    out: Optional[Path] = typer.Option(None, help="Output folder [default: runs/NAME-TIMESTAMP]."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/NAME-TIMESTAMP)."),
     seed: Optional[int] = typer.Option(None, help="Override run.seed."),
     overrides: Optional[list[str]] = SetOption,
     overwrite: bool = typer.Option(False, help="Replace an existing run folder."),

@@ -69,10 +69,17 @@ def _by(by: Iterable[str], allowed: tuple[str, ...]) -> list[str]:
     return by
 
 
-def _ratios(frame: pl.LazyFrame) -> pl.LazyFrame:
-    def ratio(a: str, b: str) -> pl.Expr:
-        return pl.when(pl.col(b) > 0).then(pl.col(a) / pl.col(b)).otherwise(None)
+def ratio(numerator: str, denominator: str) -> pl.Expr:
+    """``numerator / denominator``, null where the denominator is not positive."""
+    return pl.when(pl.col(denominator) > 0).then(pl.col(numerator) / pl.col(denominator)).otherwise(None)
 
+
+def _grouped(frame: pl.LazyFrame, keys: list[str]):
+    """``group_by(keys)``, or one group of everything when there are no keys (a column ``_all``, dropped after)."""
+    return frame.group_by(keys) if keys else frame.group_by(pl.lit(0).alias("_all"))
+
+
+def _ratios(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.with_columns(
         ratio("welfare", "max_welfare").alias("efficiency"),
         ratio("max_welfare", "welfare").alias("price_of_anarchy"),
@@ -92,7 +99,7 @@ def market(source: Source, by: Iterable[str] = ("round",)) -> pl.DataFrame:
     def build(ref: RunRef) -> pl.LazyFrame:
         rows = _scan(ref, "market").with_columns(
             (pl.col("auctions") * pl.col("slot_impressions").list.len()).alias("slots_offered"))
-        aggregated = (rows.group_by(keys) if keys else rows.group_by(pl.lit(0).alias("_all"))).agg(
+        aggregated = _grouped(rows, keys).agg(
             *[pl.col(c).sum() for c in MARKET_SUMS],
             pl.col("reserve").mean(),
             pl.col("mechanism").unique(maintain_order=True).str.join("+"),
@@ -117,7 +124,7 @@ def populations(source: Source, by: Iterable[str] = ("population",)) -> pl.DataF
     def build(ref: RunRef) -> pl.LazyFrame:
         rows = _scan(ref, "populations").with_columns(pl.col("population").cast(pl.String),
                                                        pl.col("channel").cast(pl.String))
-        flows = (rows.group_by(keys) if keys else rows.group_by(pl.lit(0).alias("_all"))).agg(
+        flows = _grouped(rows, keys).agg(
             *[pl.col(c).sum() for c in POPULATION_SUMS if c != "agents"],
             pl.col("spend").filter(pl.col("budget").is_not_null()).sum().alias("budgeted_spend"))
         # stocks: one row per population and round (channels repeat them), then per key
@@ -130,9 +137,10 @@ def populations(source: Source, by: Iterable[str] = ("population",)) -> pl.DataF
         frame = (flows.join(stocks, on=stock_keys, how="left") if stock_keys
                  else flows.drop("_all", strict=False).join(stocks, how="cross"))
         if "round" in keys:
+            others = [k for k in keys if k != "round"]
+            cumulative = pl.col("spend").cum_sum()
             frame = frame.sort("round").with_columns(
-                pl.col("spend").cum_sum().over([k for k in keys if k != "round"] or None).alias("cumulative_spend")
-                if len(keys) > 1 else pl.col("spend").cum_sum().alias("cumulative_spend"))
+                (cumulative.over(others) if others else cumulative).alias("cumulative_spend"))
         return _population_ratios(frame)
 
     return _collect(runs_of(source), build, keys)
@@ -140,7 +148,7 @@ def populations(source: Source, by: Iterable[str] = ("population",)) -> pl.DataF
 
 def _stock_totals(last: pl.LazyFrame, per_round: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
     """Population stocks summed (or agent-weighted) over the populations inside each key."""
-    grouped = last.group_by(keys) if keys else last.group_by(pl.lit(0).alias("_all"))
+    grouped = _grouped(last, keys)
     stocks = grouped.agg(
         pl.col("agents").sum(),
         pl.col("budget").sum().alias("budget"),
@@ -154,17 +162,13 @@ def _stock_totals(last: pl.LazyFrame, per_round: pl.LazyFrame, keys: list[str]) 
     ).with_columns(pl.when(pl.col("_budgeted")).then(pl.col("budget")).otherwise(None).alias("budget"),
                    pl.when(pl.col("_budgeted")).then(pl.col("budget_remaining")).otherwise(None)
                    .alias("budget_remaining")).drop("_budgeted", "_all", strict=False)
-    mean_keys = keys
-    mean = (per_round.group_by(mean_keys) if mean_keys else per_round.group_by(pl.lit(0).alias("_all"))).agg(
+    mean = _grouped(per_round, keys).agg(
         ((pl.col("multiplier") * pl.col("agents")).sum() / pl.col("agents").sum()).alias("multiplier"),
     ).drop("_all", strict=False)
     return stocks.join(mean, on=keys, how="left") if keys else stocks.join(mean, how="cross")
 
 
 def _population_ratios(frame: pl.LazyFrame) -> pl.LazyFrame:
-    def ratio(a: str, b: str) -> pl.Expr:
-        return pl.when(pl.col(b) > 0).then(pl.col(a) / pl.col(b)).otherwise(None)
-
     return frame.with_columns(
         ratio("budgeted_spend", "budget").alias("budget_utilisation"),
         ratio("value", "spend").alias("return_on_spend"),
@@ -199,7 +203,7 @@ def prices(source: Source, by: Iterable[str] = (), quantiles: Sequence[float] = 
 
     def build(ref: RunRef) -> pl.LazyFrame:
         sold = _scan(ref, "auctions").filter(pl.col("winner") >= 0).with_columns(pl.col("channel").cast(pl.String))
-        grouped = sold.group_by(keys) if keys else sold.group_by(pl.lit(0).alias("_all"))
+        grouped = _grouped(sold, keys)
         return grouped.agg(pl.len().alias("n"), pl.col("price").mean().alias("mean"),
                            *[pl.col("price").quantile(q, "linear").alias(f"q{round(q * 100):02d}")
                              for q in quantiles]).drop("_all", strict=False)

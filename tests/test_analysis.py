@@ -6,6 +6,7 @@ import math
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 import bidscape
 from bidscape import analysis
@@ -170,3 +171,18 @@ def test_efficiency_of_position_auctions_is_one_when_truthful_vcg_without_reserv
     sigma = raw["populations"][0]["values"]["sigma"]
     tolerance = 4 * math.sqrt(math.exp(sigma ** 2) / clicks)  # 4 standard errors
     assert m["efficiency"] == pytest.approx(1.0, abs=tolerance)
+
+
+def test_filters_keep_rows_and_definitions(paced_runs):
+    run, _ = paced_runs
+    full = analysis.populations(run, by=("round", "population"))
+    part = analysis.populations(run, by=("round", "population"), rounds=(2, 3))
+    assert part.equals(full.filter(pl.col("round").is_between(2, 3)))  # cumulative spend counts from round 0
+    channel = run.scenario.channels[0].name
+    one = analysis.market(run, by=(), channels=[channel]).drop("group")
+    assert_frame_equal(one, analysis.market(run, by=("channel",)).filter(pl.col("channel") == channel)
+                       .drop("group", "channel"), check_exact=False, rel_tol=1e-12)  # sums in another order
+    paced = analysis.headline(run, populations=["paced"]).row(0, named=True)
+    alone = analysis.populations(run).filter(pl.col("population") == "paced").row(0, named=True)
+    assert paced["bidder_utility"] == pytest.approx(alone["utility"])
+    assert paced["revenue"] == analysis.headline(run).row(0, named=True)["revenue"]  # the market is everyone's

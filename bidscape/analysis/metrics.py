@@ -88,16 +88,30 @@ def _ratios(frame: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def market(source: Source, by: Iterable[str] = ("round",)) -> pl.DataFrame:
+def where(frame: pl.LazyFrame, rounds: Optional[tuple[int, int]] = None, channels: Optional[Sequence[str]] = None,
+          populations: Optional[Sequence[str]] = None) -> pl.LazyFrame:
+    """Rows in the ``rounds`` range (inclusive) and of the given channels and populations (``None``: all)."""
+    if rounds is not None:
+        frame = frame.filter(pl.col("round").is_between(*rounds))
+    if channels is not None:
+        frame = frame.filter(pl.col("channel").cast(pl.String).is_in(list(channels)))
+    if populations is not None:
+        frame = frame.filter(pl.col("population").cast(pl.String).is_in(list(populations)))
+    return frame
+
+
+def market(source: Source, by: Iterable[str] = ("round",), *, rounds: Optional[tuple[int, int]] = None,
+           channels: Optional[Sequence[str]] = None) -> pl.DataFrame:
     """Revenue, welfare, efficiency, price of anarchy, sold share and prices, by ``round`` and/or ``channel``.
 
     ``by=()`` gives one row per run. ``reserve`` is the mean reserve in force and
-    ``mechanism`` the mechanisms used, joined with ``+`` when they changed.
+    ``mechanism`` the mechanisms used, joined with ``+`` when they changed. ``rounds``
+    (first, last) and ``channels`` keep only those rows.
     """
     keys = _by(by, ("round", "channel"))
 
     def build(ref: RunRef) -> pl.LazyFrame:
-        rows = _scan(ref, "market").with_columns(
+        rows = where(_scan(ref, "market"), rounds, channels).with_columns(
             (pl.col("auctions") * pl.col("slot_impressions").list.len()).alias("slots_offered"))
         aggregated = _grouped(rows, keys).agg(
             *[pl.col(c).sum() for c in MARKET_SUMS],
@@ -109,7 +123,9 @@ def market(source: Source, by: Iterable[str] = ("round",)) -> pl.DataFrame:
     return _collect(runs_of(source), build, keys)
 
 
-def populations(source: Source, by: Iterable[str] = ("population",)) -> pl.DataFrame:
+def populations(source: Source, by: Iterable[str] = ("population",), *, rounds: Optional[tuple[int, int]] = None,
+                channels: Optional[Sequence[str]] = None, populations: Optional[Sequence[str]] = None
+                ) -> pl.DataFrame:
     """Spend, wins, value, utility, budget use, return on spend, win rate, multipliers, regret and
     liquid welfare, by any of ``round``, ``channel`` and ``population``.
 
@@ -117,18 +133,26 @@ def populations(source: Source, by: Iterable[str] = ("population",)) -> pl.DataF
     population (budget, budget left, liquid welfare, regret) are taken after the last
     round of the rows, the multiplier is the mean over the rows' rounds; they do not
     depend on the channel. With ``round`` in ``by``, ``cumulative_spend`` is the
-    spend up to and including the round (spend against budget).
+    spend up to and including the round (spend against budget), counted from the first
+    round of the run even when ``rounds`` starts later. ``rounds`` (first, last),
+    ``channels`` and ``populations`` keep only those rows.
     """
     keys = _by(by, ("round", "channel", "population"))
 
     def build(ref: RunRef) -> pl.LazyFrame:
-        rows = _scan(ref, "populations").with_columns(pl.col("population").cast(pl.String),
-                                                       pl.col("channel").cast(pl.String))
-        flows = _grouped(rows, keys).agg(
+        rows = where(_scan(ref, "populations"), None, channels, populations).with_columns(
+            pl.col("population").cast(pl.String), pl.col("channel").cast(pl.String))
+        chosen = where(rows, rounds)
+        flows = _grouped(rows if "round" in keys else chosen, keys).agg(
             *[pl.col(c).sum() for c in POPULATION_SUMS if c != "agents"],
             pl.col("spend").filter(pl.col("budget").is_not_null()).sum().alias("budgeted_spend"))
+        if "round" in keys:  # cumulative spend from the first round, then the rounds asked for
+            others = [k for k in keys if k != "round"]
+            cumulative = pl.col("spend").cum_sum()
+            flows = where(flows.sort("round").with_columns(
+                (cumulative.over(others) if others else cumulative).alias("cumulative_spend")), rounds)
         # stocks: one row per population and round (channels repeat them), then per key
-        per_round = rows.group_by("round", "population").agg(
+        per_round = chosen.group_by("round", "population").agg(
             pl.col("agents", "budget", "budget_remaining", "multiplier", "regret", "liquid_welfare").first())
         stock_keys = [k for k in keys if k != "channel"]
         last = per_round.filter(pl.col("round") == pl.col("round").max().over("population")) \
@@ -136,14 +160,12 @@ def populations(source: Source, by: Iterable[str] = ("population",)) -> pl.DataF
         stocks = _stock_totals(last, per_round, stock_keys)
         frame = (flows.join(stocks, on=stock_keys, how="left") if stock_keys
                  else flows.drop("_all", strict=False).join(stocks, how="cross"))
-        if "round" in keys:
-            others = [k for k in keys if k != "round"]
-            cumulative = pl.col("spend").cum_sum()
-            frame = frame.sort("round").with_columns(
-                (cumulative.over(others) if others else cumulative).alias("cumulative_spend"))
         return _population_ratios(frame)
 
     return _collect(runs_of(source), build, keys)
+
+
+_population_metrics = populations  # for headline, whose `populations` argument hides the function
 
 
 def _stock_totals(last: pl.LazyFrame, per_round: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
@@ -181,10 +203,12 @@ HEADLINE = ("revenue", "welfare", "max_welfare", "efficiency", "price_of_anarchy
             "mean_price", "bidder_utility", "budget_utilisation", "return_on_spend", "win_rate", "regret")
 
 
-def headline(source: Source) -> pl.DataFrame:
-    """One row per run with the headline metrics (``HEADLINE``) of the whole run."""
-    m = market(source, by=())
-    p = populations(source, by=())
+def headline(source: Source, *, rounds: Optional[tuple[int, int]] = None, channels: Optional[Sequence[str]] = None,
+             populations: Optional[Sequence[str]] = None) -> pl.DataFrame:
+    """One row per run with the headline metrics (``HEADLINE``) of the whole run (or the rows kept
+    by ``rounds``, ``channels`` and ``populations``; the market's metrics are everyone's)."""
+    m = market(source, by=(), rounds=rounds, channels=channels)
+    p = _population_metrics(source, by=(), rounds=rounds, channels=channels, populations=populations)
     p = p.rename({"utility": "bidder_utility"}).select(
         "group", "seed", "liquid_welfare", "bidder_utility", "budget_utilisation", "return_on_spend", "win_rate",
         "regret")

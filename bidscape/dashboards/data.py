@@ -6,10 +6,9 @@ per-round tables) and are cached with ``st.cache_data``, keyed by the source's p
 the modification times of its runs' manifests, so a run written again is read again.
 ``agents.arrow`` is only read by ``agent_sample`` (streamed, capped), when a page asks.
 
-The sidebar filters (rounds, channels, populations) are applied to the finest per-round
-tables (``market`` by round and channel, ``populations`` by round, channel and
-population), which are then re-aggregated with the definitions of
-``bidscape.analysis.metrics``; without filters the views equal the analysis functions.
+The sidebar filters (rounds, channels, populations) are passed to the analysis
+functions themselves, so every number on every page has one definition, in
+``bidscape.analysis.metrics``.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import polars as pl
 import streamlit as st
 
 from bidscape import analysis
-from bidscape.analysis.metrics import HEADLINE, MARKET_SUMS
 from bidscape.dashboards import discovery
 from bidscape.dashboards.discovery import Discovery, Entry, _read_manifest, discover, fingerprint
 from bidscape.errors import InputError, Problem
@@ -35,8 +33,6 @@ MAX_POINTS = 2000  # longest series drawn as is; longer ones are thinned
 AGENT_SAMPLE = 50_000  # default cap on sampled agent rows
 INDEX_COLUMNS = ("run_id", "variant", "seed", "path", "status", "wall_seconds", "error")
 KEY_ORDER = ("round", "channel", "population")
-POPULATION_FLOWS = ("participations", "spend", "wins", "value", "utility", "clicks", "budgeted_spend")
-POPULATION_STOCKS = ("agents", "budget", "budget_remaining", "multiplier", "regret", "liquid_welfare")
 AGENT_COLUMNS = ("spend", "wins", "value", "utility", "budget_remaining", "multiplier")
 
 
@@ -129,29 +125,7 @@ def options(entry: Entry) -> Options:
     return _options(entry.source, fingerprint(entry.source))
 
 
-# ---- cached tables ----
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _market_fine(source: tuple[str, ...], stamp: tuple) -> pl.DataFrame:
-    return analysis.market(list(source), by=("round", "channel"))
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _populations_fine(source: tuple[str, ...], stamp: tuple) -> pl.DataFrame:
-    return analysis.populations(list(source), by=("round", "channel", "population"))
-
-
-def market_fine(source: Sequence[str]) -> pl.DataFrame:
-    """``analysis.market`` by round and channel (cached)."""
-    source = tuple(source)
-    return _market_fine(source, fingerprint(source))
-
-
-def populations_fine(source: Sequence[str]) -> pl.DataFrame:
-    """``analysis.populations`` by round, channel and population (cached)."""
-    source = tuple(source)
-    return _populations_fine(source, fingerprint(source))
-
+# ---- cached tables: bidscape.analysis with the sidebar's filters ----
 
 def _ordered(keys: Sequence[str]) -> list[str]:
     keys = [keys] if isinstance(keys, str) else list(keys)
@@ -161,98 +135,44 @@ def _ordered(keys: Sequence[str]) -> list[str]:
     return [k for k in KEY_ORDER if k in keys]
 
 
-def _ratio(a: str, b: str) -> pl.Expr:
-    return pl.when(pl.col(b) > 0).then(pl.col(a) / pl.col(b)).otherwise(None)
+@st.cache_data(show_spinner=False, max_entries=256)
+def _market(source: tuple[str, ...], stamp: tuple, filters: Filters, by: tuple[str, ...]) -> pl.DataFrame:
+    return analysis.market(list(source), by=by, rounds=filters.rounds, channels=filters.channels)
 
 
-def reaggregate_market(fine: pl.DataFrame, filters: Filters = Filters(), by: Sequence[str] = ("round",)
-                       ) -> pl.DataFrame:
-    """Market metrics by ``by`` (any of round, channel) from the round x channel table, filtered.
-
-    Population filters do not apply to the market (revenue is everyone's)."""
-    keys = _ordered(by)
-    if "population" in keys:
-        raise ValueError("the market table has no population")
-    rows = filter_rows(fine, filters, populations=False)
-    group_keys = ["group", "seed", *keys]
-    frame = rows.group_by(group_keys).agg(
-        *[pl.col(c).sum() for c in MARKET_SUMS],
-        pl.col("reserve").mean(),
-        pl.col("mechanism").unique(maintain_order=True).str.join("+"),
-    ).with_columns(
-        _ratio("welfare", "max_welfare").alias("efficiency"),
-        _ratio("max_welfare", "welfare").alias("price_of_anarchy"),
-        _ratio("sold", "slots_offered").alias("sold_share"),
-        _ratio("revenue", "sold").alias("mean_price"),
-    )
-    return frame.sort(group_keys)
+@st.cache_data(show_spinner=False, max_entries=256)
+def _populations(source: tuple[str, ...], stamp: tuple, filters: Filters, by: tuple[str, ...]) -> pl.DataFrame:
+    return analysis.populations(list(source), by=by, rounds=filters.rounds, channels=filters.channels,
+                                populations=filters.populations)
 
 
-def reaggregate_populations(fine: pl.DataFrame, filters: Filters = Filters(), by: Sequence[str] = ("population",)
-                            ) -> pl.DataFrame:
-    """Bidder metrics by ``by`` (any of round, channel, population) from the finest table, filtered.
-
-    Same definitions as ``analysis.populations``: flows summed over the rows; stocks
-    (budget, budget left, liquid welfare, regret) after the last round of the rows;
-    the multiplier an agent-weighted mean over the rows' rounds; ``cumulative_spend``
-    (with ``round``) counts from the first round of the run."""
-    keys = _ordered(by)
-    base = ["group", "seed"]
-    rows = filter_rows(fine, filters, rounds=False)
-    flow_keys = base + _ordered({*keys, "round"})
-    per_round = rows.group_by(flow_keys).agg(*[pl.col(c).sum() for c in POPULATION_FLOWS]).sort(flow_keys)
-    per_round = per_round.with_columns(
-        pl.col("spend").cum_sum().over([k for k in flow_keys if k != "round"]).alias("cumulative_spend"))
-    per_round = filter_rows(per_round, filters, channels=False, populations=False)
-    if "round" in keys:
-        flows = per_round
-    else:
-        flows = per_round.group_by(base + keys).agg(*[pl.col(c).sum() for c in POPULATION_FLOWS])
-
-    stock_keys = base + [k for k in keys if k != "channel"]
-    stock_rows = filter_rows(fine, filters, channels=False)
-    stock = stock_rows.group_by(base + ["round", "population"]).agg(pl.col(*POPULATION_STOCKS).first())
-    last = stock if "round" in keys else stock.filter(
-        pl.col("round") == pl.col("round").max().over(base + ["population"]))
-    budgeted = pl.col("budget").is_not_null().any()
-    stocks = last.group_by(stock_keys).agg(
-        pl.col("agents").sum(),
-        pl.when(budgeted).then(pl.col("budget").sum()).otherwise(None).alias("budget"),
-        pl.when(budgeted).then(pl.col("budget_remaining").sum()).otherwise(None).alias("budget_remaining"),
-        pl.col("liquid_welfare").sum(),
-        pl.when(pl.col("regret").is_not_null().any())
-        .then((pl.col("regret") * pl.col("agents")).sum()
-              / pl.col("agents").filter(pl.col("regret").is_not_null()).sum())
-        .otherwise(None).alias("regret"),
-    )
-    multiplier = stock.group_by(stock_keys).agg(
-        ((pl.col("multiplier") * pl.col("agents")).sum() / pl.col("agents").sum()).alias("multiplier"))
-    stocks = stocks.join(multiplier, on=stock_keys, how="left")
-    frame = flows.join(stocks, on=stock_keys, how="left").with_columns(
-        _ratio("budgeted_spend", "budget").alias("budget_utilisation"),
-        _ratio("value", "spend").alias("return_on_spend"),
-        _ratio("wins", "participations").alias("win_rate"),
-        _ratio("spend", "wins").alias("mean_price"),
-    )
-    return frame.sort(base + keys)
-
-
-def headline_view(source: Sequence[str], filters: Filters = Filters()) -> pl.DataFrame:
-    """``analysis.headline`` (one row per run) over the filtered rows."""
-    market = reaggregate_market(market_fine(source), filters, ())
-    populations = reaggregate_populations(populations_fine(source), filters, ()).rename(
-        {"utility": "bidder_utility"}).select("group", "seed", "liquid_welfare", "bidder_utility",
-                                              "budget_utilisation", "return_on_spend", "win_rate", "regret")
-    return market.join(populations, on=["group", "seed"], how="left").select("group", "seed", *HEADLINE)
+@st.cache_data(show_spinner=False, max_entries=256)
+def _headline(source: tuple[str, ...], stamp: tuple, filters: Filters) -> pl.DataFrame:
+    return analysis.headline(list(source), rounds=filters.rounds, channels=filters.channels,
+                             populations=filters.populations)
 
 
 def market_view(source: Sequence[str], filters: Filters = Filters(), by: Sequence[str] = ("round",)) -> pl.DataFrame:
-    return reaggregate_market(market_fine(source), filters, by)
+    """``analysis.market`` by ``by`` (any of round, channel), filtered; population filters do not
+    apply (revenue is everyone's)."""
+    keys = _ordered(by)
+    if "population" in keys:
+        raise ValueError("the market table has no population")
+    source = tuple(source)
+    return _market(source, fingerprint(source), filters, tuple(keys))
 
 
 def populations_view(source: Sequence[str], filters: Filters = Filters(), by: Sequence[str] = ("population",)
                      ) -> pl.DataFrame:
-    return reaggregate_populations(populations_fine(source), filters, by)
+    """``analysis.populations`` by ``by`` (any of round, channel, population), filtered."""
+    source = tuple(source)
+    return _populations(source, fingerprint(source), filters, tuple(_ordered(by)))
+
+
+def headline_view(source: Sequence[str], filters: Filters = Filters()) -> pl.DataFrame:
+    """``analysis.headline`` (one row per run) over the filtered rows."""
+    source = tuple(source)
+    return _headline(source, fingerprint(source), filters)
 
 
 # ---- over seeds, thinning ----

@@ -162,10 +162,12 @@ def _describe(scenario: Scenario) -> str:
 def _print_summary(summary: dict[str, Any]) -> None:
     m = summary["market"]
     market = Table(title="market", box=box.SIMPLE_HEAD, header_style="bold")
-    for column in ("auctions", "sold", "revenue", "welfare", "mean price"):
+    for column in ("auctions", "sold", "revenue", "welfare", "efficiency", "mean price"):
         market.add_column(column, justify="right")
+    efficiency = m.get("efficiency")
     market.add_row(_compact(m["auctions"]), f"{m['sold_share']:.1%}", _compact(m["revenue"]),
-                   _compact(m["welfare"]), "-" if m["mean_price"] is None else f"{m['mean_price']:.4f}")
+                   _compact(m["welfare"]), "-" if efficiency is None else f"{efficiency:.1%}",
+                   "-" if m["mean_price"] is None else f"{m['mean_price']:.4f}")
     console.print(market)
     populations = Table(title="populations", box=box.SIMPLE_HEAD, header_style="bold")
     for column in ("population", "strategy", "agents", "spend", "budget used", "wins", "utility", "multiplier"):
@@ -176,7 +178,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
                             _compact(p["wins"]), _compact(p["utility"]),
                             f"{p['mean_multiplier_first_round']:.2f}->{p['mean_multiplier_last_round']:.2f}")
     console.print(populations)
-    console.print("multiplier: mean bid multiplier in the first and the last round; budget used: spend / budget")
+    console.print("efficiency: welfare / welfare of the efficient allocation; multiplier: mean bid multiplier in "
+                  "the first and the last round; budget used: spend / budget")
 
 
 def _compact(number: float) -> str:

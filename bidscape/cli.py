@@ -129,7 +129,8 @@ def _run(scenario: Scenario, out: Optional[Path], overwrite: bool, quiet: bool):
     console.print(f"\nwrote [bold]{path}[/] ({escape(files)})")
     console.print(f"read it with polars:  pl.read_ipc('{path}/market.arrow')")
     console.print(f"or in Python:         bidscape.Run('{path}').agents")
-    console.print(f"explore it:           bidscape dashboard {path}   (needs: pip install 'bidscape[dashboard]')")
+    console.print(f"explore it:           bidscape dashboard {path}   "
+                  + escape("(needs: pip install 'bidscape[dashboard]')"))
     return result
 
 

@@ -157,7 +157,7 @@ class Scenario(_Section):
         try:
             scenario = cls.model_validate(raw)
         except ValidationError as error:
-            raise InputError(_problems_from(error, raw), source) from None
+            raise InputError(problems_from(error, raw), source) from None
         problems = _check_semantics(scenario)
         if not problems:
             problems = _check_events(scenario)
@@ -313,7 +313,7 @@ def _check_semantics(scenario: Scenario) -> list[Problem]:
         try:
             strategy.Params.model_validate(population.params)
         except ValidationError as error:
-            problems.extend(_problems_from(error, population.params, prefix=f"{where}.params",
+            problems.extend(problems_from(error, population.params, prefix=f"{where}.params",
                                            model=strategy.Params))
         if getattr(strategy, "experimental", False) and not scenario.run.experimental:
             problems.append(Problem(f"{where}.strategy", f"strategy '{population.strategy}' is experimental",
@@ -409,7 +409,7 @@ def _with_resolved_params(scenario: Scenario) -> Scenario:
 
 # ---- pydantic errors -> problems users can act on ----
 
-def _problems_from(error: ValidationError, raw: Any, prefix: str = "",
+def problems_from(error: ValidationError, raw: Any, prefix: str = "",
                    model: type[BaseModel] = Scenario) -> list[Problem]:
     problems = []
     items = error.errors(include_url=False)

@@ -23,7 +23,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bidscape.errors import InputError, Problem
-from bidscape.scenario import Scenario, _problems_from, read_toml
+from bidscape.scenario import Scenario, problems_from, read_toml
 from bidscape.sweep.names import check_variant_names, grid_names
 
 _SECTIONS = ("run", "mechanism", "market")
@@ -177,7 +177,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     try:
         parsed = SweepFile.model_validate(raw)
     except ValidationError as error:
-        raise InputError(_problems_from(error, raw, model=SweepFile), source) from None
+        raise InputError(problems_from(error, raw, model=SweepFile), source) from None
     problems = _check_shape(parsed)
     if problems:
         raise InputError(problems, source)

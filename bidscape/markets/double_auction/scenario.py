@@ -53,7 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serial
 from bidscape.errors import InputError, Problem, did_you_mean
 from bidscape.markets.distributions import Distribution, reject_coerced_numbers
 from bidscape.markets.double_auction.traders import STRATEGIES
-from bidscape.scenario import _problems_from, apply_override, read_toml, set_path
+from bidscape.scenario import problems_from, apply_override, read_toml, set_path
 
 MECHANISM_NAMES = ("continuous", "call")
 
@@ -134,7 +134,7 @@ class GameScenario(_Section):
         try:
             scenario = cls.model_validate(raw)
         except ValidationError as error:
-            raise InputError(_problems_from(error, raw, model=cls), source) from None
+            raise InputError(problems_from(error, raw, model=cls), source) from None
         problems = _check_semantics(scenario)
         if problems:
             raise InputError(problems, source)

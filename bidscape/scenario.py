@@ -411,6 +411,7 @@ def _with_resolved_params(scenario: Scenario) -> Scenario:
 
 def problems_from(error: ValidationError, raw: Any, prefix: str = "",
                    model: type[BaseModel] = Scenario) -> list[Problem]:
+    """pydantic's errors as ``Problem``s naming the field and the fix ("did you mean" for typos)."""
     problems = []
     items = error.errors(include_url=False)
     # a misspelt required key is one mistake: report the unknown key, not also the missing one

@@ -20,7 +20,7 @@ import tomllib
 import typing
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -135,7 +135,49 @@ class Event(_Section):
     set: dict[str, Any] = Field(min_length=1)
 
 
-class Scenario(_Section):
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], raw: Any, source: str,
+              check: Callable[[M], list[Problem]] = lambda parsed: []) -> M:
+    """``raw`` validated as ``model``; pydantic's errors, or else ``check``'s problems, as one InputError."""
+    try:
+        parsed = model.model_validate(raw)
+    except ValidationError as error:
+        raise InputError(problems_from(error, raw, model=model), source) from None
+    problems = check(parsed)
+    if problems:
+        raise InputError(problems, source)
+    return parsed
+
+
+class TomlDocument:
+    """Reading, overriding and writing back a validated TOML document (a scenario, a market game).
+
+    The class provides ``from_dict(raw, source)``: validation and its checks.
+    """
+
+    @classmethod
+    def from_toml(cls, path: str | Path, overrides: list[str] | None = None):
+        """Read, override (``key.path=value`` strings) and validate a file."""
+        raw, source = read_toml(path)
+        for override in overrides or []:
+            apply_override(raw, override)
+        return cls.from_dict(raw, source)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved document (defaults filled in), as it would be written in TOML."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def with_updates(self, updates: dict[str, Any], source: str = "scenario"):
+        """A copy with ``{"dotted.path": value}`` applied, validated again."""
+        raw = self.to_dict()
+        for path, value in updates.items():
+            set_path(raw, path, value)
+        return type(self).from_dict(raw, source)
+
+
+class Scenario(TomlDocument, _Section):
     run: RunSection = Field(default_factory=RunSection)
     mechanism: MechanismSection = Field(default_factory=MechanismSection)
     market: MarketSection = Field(default_factory=MarketSection)
@@ -143,38 +185,9 @@ class Scenario(_Section):
     channels: list[Channel] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
 
-    # ---- construction ----
-    @classmethod
-    def from_toml(cls, path: str | Path, overrides: list[str] | None = None) -> "Scenario":
-        """Read, override (``key.path=value`` strings) and validate a scenario file."""
-        raw, source = read_toml(path)
-        for override in overrides or []:
-            apply_override(raw, override)
-        return cls.from_dict(raw, source)
-
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "scenario") -> "Scenario":
-        try:
-            scenario = cls.model_validate(raw)
-        except ValidationError as error:
-            raise InputError(problems_from(error, raw), source) from None
-        problems = _check_semantics(scenario)
-        if not problems:
-            problems = _check_events(scenario)
-        if problems:
-            raise InputError(problems, source)
-        return _with_resolved_params(scenario)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The resolved scenario (defaults filled in), as it would be written in TOML."""
-        return self.model_dump(mode="json", by_alias=True)
-
-    def with_updates(self, updates: dict[str, Any], source: str = "scenario") -> "Scenario":
-        """A copy with ``{"dotted.path": value}`` applied, validated again."""
-        raw = self.to_dict()
-        for path, value in updates.items():
-            set_path(raw, path, value)
-        return Scenario.from_dict(raw, source)
+        return _with_resolved_params(validated(cls, raw, source, _check_scenario))
 
     @property
     def total_agents(self) -> int:
@@ -205,13 +218,13 @@ class Scenario(_Section):
         return STRATEGIES.get(population.strategy).Params.model_validate(population.params)
 
 
-def read_toml(path: str | Path) -> tuple[dict[str, Any], str]:
-    """A scenario file's raw tables and its name for messages; unreadable files are InputErrors."""
+def read_toml(path: str | Path, kind: str = "scenario file",
+              examples: str = "example scenarios are in data/scenarios/") -> tuple[dict[str, Any], str]:
+    """A TOML file's raw tables and its name for messages; unreadable files are InputErrors."""
     path = Path(path)
     source = str(path)
     if not path.is_file():
-        raise InputError(Problem("", f"scenario file '{path}' does not exist",
-                                 "check the path (example scenarios are in data/scenarios/)"))
+        raise InputError(Problem("", f"{kind} '{path}' does not exist", f"check the path ({examples})"))
     try:
         return tomllib.loads(path.read_text()), source
     except tomllib.TOMLDecodeError as error:
@@ -279,6 +292,11 @@ SETTABLE_DURING_RUN = (
     "populations.*.params.*", "populations.*.values", "populations.*.values.*",
     "channels.*.mechanism.*", "channels.*.auctions_per_round", "channels.*.bidders_per_auction",
 )
+
+
+def _check_scenario(scenario: Scenario) -> list[Problem]:
+    """What the types cannot say; the events are checked once the rest is sound."""
+    return _check_semantics(scenario) or _check_events(scenario)
 
 
 def _check_semantics(scenario: Scenario) -> list[Problem]:

@@ -15,15 +15,14 @@ import copy
 import itertools
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bidscape.errors import InputError, Problem
-from bidscape.scenario import Scenario, problems_from, read_toml
+from bidscape.scenario import Scenario, read_toml, validated
 from bidscape.sweep.names import check_variant_names, grid_names
 
 _SECTIONS = ("run", "mechanism", "market")
@@ -167,20 +166,14 @@ def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep file; every variant's scenario is resolved and checked."""
     path = Path(path)
     source = str(path)
-    raw = _read_sweep_toml(path)
+    raw, _ = read_toml(path, "sweep file", "an example is data/sweeps/reserve.toml")
     unquoted = [key for key, value in (raw.get("grid") or {}).items() if isinstance(value, dict)]
     if isinstance(raw.get("grid"), dict) and unquoted:  # [grid] a.b = [...] is a table a, not the key "a.b"
         key = unquoted[0]
         inner = next(iter(raw["grid"][key]), "field")
         raise InputError(Problem(f"grid.{key}", "is a table, not a list of values",
                                  f'quote dotted keys: "{key}.{inner}" = [...], not {key}.{inner} = [...]'), source)
-    try:
-        parsed = SweepFile.model_validate(raw)
-    except ValidationError as error:
-        raise InputError(problems_from(error, raw, model=SweepFile), source) from None
-    problems = _check_shape(parsed)
-    if problems:
-        raise InputError(problems, source)
+    parsed = validated(SweepFile, raw, source, _check_shape)
     table = parsed.sweep
     name = table.name or path.stem
     scenario_path = Path(table.scenario)
@@ -200,18 +193,6 @@ def load_sweep(path: str | Path) -> SweepSpec:
         variants = {v.name: {**table.set, **v.set} for v in parsed.variants}
     return SweepSpec.from_scenario(scenario, variants, table.seeds, name, swept_keys=keys,
                                    common=table.set, scenario_file=os.path.normpath(scenario_path))
-
-
-def _read_sweep_toml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError(Problem("", f"sweep file '{path}' does not exist",
-                                 "check the path (an example is data/sweeps/reserve.toml)"))
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(Problem("", f"not valid TOML ({error})", "fix the syntax there"), str(path)) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(Problem("", f"cannot read the file ({error})", "check the file"), str(path)) from None
 
 
 def _read_scenario(path: Path, source: str) -> Scenario:

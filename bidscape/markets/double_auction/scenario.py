@@ -48,12 +48,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
-from bidscape.errors import InputError, Problem, did_you_mean
+from bidscape.errors import Problem, did_you_mean
 from bidscape.markets.distributions import Distribution, reject_coerced_numbers
 from bidscape.markets.double_auction.traders import STRATEGIES
-from bidscape.scenario import problems_from, apply_override, read_toml, set_path
+from bidscape.scenario import TomlDocument, validated
 
 MECHANISM_NAMES = ("continuous", "call")
 
@@ -116,40 +116,14 @@ class TraderGroup(_Section):
         return np.ascontiguousarray(table[:, ::-1] if self.side == "buy" else table)
 
 
-class GameScenario(_Section):
+class GameScenario(TomlDocument, _Section):
     run: GameRun = Field(default_factory=GameRun)
     market_game: MarketGame
     traders: list[TraderGroup] = Field(min_length=2)
 
     @classmethod
-    def from_toml(cls, path: str | Path, overrides: list[str] | None = None) -> "GameScenario":
-        """Read, override (``key.path=value`` strings) and validate a market-game file."""
-        raw, source = read_toml(path)
-        for override in overrides or []:
-            apply_override(raw, override)
-        return cls.from_dict(raw, source)
-
-    @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "scenario") -> "GameScenario":
-        try:
-            scenario = cls.model_validate(raw)
-        except ValidationError as error:
-            raise InputError(problems_from(error, raw, model=cls), source) from None
-        problems = _check_semantics(scenario)
-        if problems:
-            raise InputError(problems, source)
-        return scenario
-
-    def to_dict(self) -> dict[str, Any]:
-        """The resolved scenario (defaults filled in), as it would be written in TOML."""
-        return self.model_dump(mode="json", by_alias=True)
-
-    def with_updates(self, updates: dict[str, Any], source: str = "scenario") -> "GameScenario":
-        """A copy with ``{"dotted.path": value}`` applied, validated again."""
-        raw = self.to_dict()
-        for path, value in updates.items():
-            set_path(raw, path, value)
-        return GameScenario.from_dict(raw, source)
+        return validated(cls, raw, source, _check_semantics)
 
     @property
     def total_traders(self) -> int:

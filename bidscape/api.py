@@ -149,7 +149,6 @@ class _Totals:
         self.spend = np.zeros(populations)
         self.wins = np.zeros(populations)
         self.value = np.zeros(populations)
-        self.agent_value = np.zeros(simulation.state.n_agents)  # for liquid welfare
         self.first_multiplier: Optional[np.ndarray] = None
 
     def add(self, result) -> None:
@@ -162,7 +161,6 @@ class _Totals:
         self.spend += np.add.reduceat(state.spend, starts)
         self.wins += np.add.reduceat(state.wins, starts)
         self.value += np.add.reduceat(state.value, starts)
-        self.agent_value += state.value
         if self.first_multiplier is None:
             self.first_multiplier = self._mean_multiplier()
 
@@ -196,7 +194,7 @@ class _Totals:
                 "wins": int(self.wins[p]),
                 "value": float(self.value[p]),
                 "utility": float(self.value[p] - self.spend[p]),
-                "liquid_welfare": float(np.minimum(budget, self.agent_value[state.population_slice(p)]).sum()),
+                "liquid_welfare": float(np.minimum(budget, self.simulation.value_won[state.population_slice(p)]).sum()),
                 "mean_multiplier_first_round": float(self.first_multiplier[p]) if self.first_multiplier is not None else None,
                 "mean_multiplier_last_round": float(last_multiplier[p]),
                 "mean_regret": self._mean_regret(p),

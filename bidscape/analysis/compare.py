@@ -34,21 +34,18 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from bidscape.analysis.metrics import HEADLINE, headline, market, populations
+from bidscape.analysis.metrics import (HEADLINE, MARKET_RATIOS, POPULATION_RATIOS, headline, market, populations,
+                                      with_ratios)
 from bidscape.analysis.sources import RunRef, Source, runs_of
 from bidscape.errors import InputError, Problem
 
-# how each headline metric is built from per-round sums: (numerator, denominator) or an additive column
+# the headline ratios from per-round sums (the others are sums); a round's share of the budget is budget / rounds
 _ROUND_RATIOS = {
-    "efficiency": ("welfare", "max_welfare"),
-    "price_of_anarchy": ("max_welfare", "welfare"),
-    "sold_share": ("sold", "slots_offered"),
-    "mean_price": ("revenue", "sold"),
+    "return_on_spend": POPULATION_RATIOS["return_on_spend"],
+    "win_rate": POPULATION_RATIOS["win_rate"],
     "budget_utilisation": ("budgeted_spend", "budget_per_round"),
-    "return_on_spend": ("value", "spend"),
-    "win_rate": ("wins", "participations"),
+    **MARKET_RATIOS,
 }
-_ROUND_SUMS = ("revenue", "welfare", "max_welfare", "bidder_utility")
 _CUMULATIVE = ("liquid_welfare", "regret")
 
 
@@ -95,7 +92,7 @@ def compare(baseline: Source, treatment: Source, metrics: Optional[Sequence[str]
     base = [base_by_seed[s] for s in seeds]
     treat = [treat_by_seed[s] for s in seeds]
     base_head, treat_head = headline(base), headline(treat)
-    base_rounds, treat_rounds = _round_frame(base), _round_frame(treat)
+    base_rounds, treat_rounds = _mean_over_seeds(_round_frame(base)), _mean_over_seeds(_round_frame(treat))
 
     rows = []
     for metric in metrics:
@@ -108,8 +105,8 @@ def compare(baseline: Source, treatment: Source, metrics: Optional[Sequence[str]
                       "baseline": base_head[m].cast(pl.Float64), "treatment": treat_head[m].cast(pl.Float64)})
         for m in metrics
     ]).with_columns((pl.col("treatment") - pl.col("baseline")).alias("difference"))
-    by_round = pl.concat([_mean_over_seeds(base_rounds).with_columns(pl.lit("baseline").alias("arm")),
-                          _mean_over_seeds(treat_rounds).with_columns(pl.lit("treatment").alias("arm"))])
+    by_round = pl.concat([base_rounds.with_columns(pl.lit("baseline").alias("arm")),
+                          treat_rounds.with_columns(pl.lit("treatment").alias("arm"))])
     unpaired = {"baseline": sorted(set(base_by_seed) - set(seeds)),
                 "treatment": sorted(set(treat_by_seed) - set(seeds))}
     return Comparison(_name(base_refs), _name(treat_refs), seeds, level, table, per_seed,
@@ -151,7 +148,7 @@ def _round_frame(refs: list[RunRef]) -> pl.DataFrame:
 def _mean_over_seeds(rounds: pl.DataFrame) -> pl.DataFrame:
     numeric = [c for c in rounds.columns if c not in ("seed", "round")]
     frame = rounds.group_by("round").agg(*[pl.col(c).mean() for c in numeric]).sort("round")
-    return frame.with_columns(*[(pl.col(a) / pl.col(b)).alias(name) for name, (a, b) in _ROUND_RATIOS.items()])
+    return with_ratios(frame.lazy(), _ROUND_RATIOS).collect()
 
 
 def _metric_row(metric: str, b: np.ndarray, t: np.ndarray, base_rounds: pl.DataFrame, treat_rounds: pl.DataFrame,
@@ -220,12 +217,11 @@ def _relative_interval(b: np.ndarray, t: np.ndarray, level: float) -> Optional[t
     return ratio - 1 - half, ratio - 1 + half
 
 
-def _batch_means_interval(metric: str, base_rounds: pl.DataFrame, treat_rounds: pl.DataFrame, level: float,
+def _batch_means_interval(metric: str, b: pl.DataFrame, t: pl.DataFrame, level: float,
                           batches: int) -> Optional[tuple[float, float, int]]:
-    """Interval for the whole-run difference from batch means of the seed-averaged round series."""
+    """Interval for the whole-run difference from batch means of the seed-averaged round series ``b``, ``t``."""
     if metric in _CUMULATIVE:
         return None
-    b, t = _mean_over_seeds(base_rounds), _mean_over_seeds(treat_rounds)
     rounds = min(b.height, t.height)
     k = min(batches, rounds // 2)  # at least two rounds per batch, at least two batches
     if k < 2:

@@ -79,13 +79,23 @@ def _grouped(frame: pl.LazyFrame, keys: list[str]):
     return frame.group_by(keys) if keys else frame.group_by(pl.lit(0).alias("_all"))
 
 
-def _ratios(frame: pl.LazyFrame) -> pl.LazyFrame:
-    return frame.with_columns(
-        ratio("welfare", "max_welfare").alias("efficiency"),
-        ratio("max_welfare", "welfare").alias("price_of_anarchy"),
-        ratio("sold", "slots_offered").alias("sold_share"),
-        ratio("revenue", "sold").alias("mean_price"),
-    )
+# every ratio metric: name -> (numerator, denominator), both sums over the rows
+MARKET_RATIOS = {
+    "efficiency": ("welfare", "max_welfare"),
+    "price_of_anarchy": ("max_welfare", "welfare"),
+    "sold_share": ("sold", "slots_offered"),
+    "mean_price": ("revenue", "sold"),
+}
+POPULATION_RATIOS = {
+    "budget_utilisation": ("budgeted_spend", "budget"),
+    "return_on_spend": ("value", "spend"),
+    "win_rate": ("wins", "participations"),
+    "mean_price": ("spend", "wins"),
+}
+
+
+def with_ratios(frame: pl.LazyFrame, ratios: dict[str, tuple[str, str]]) -> pl.LazyFrame:
+    return frame.with_columns(*[ratio(a, b).alias(name) for name, (a, b) in ratios.items()])
 
 
 def where(frame: pl.LazyFrame, rounds: Optional[tuple[int, int]] = None, channels: Optional[Sequence[str]] = None,
@@ -118,7 +128,7 @@ def market(source: Source, by: Iterable[str] = ("round",), *, rounds: Optional[t
             pl.col("reserve").mean(),
             pl.col("mechanism").unique(maintain_order=True).str.join("+"),
         )
-        return _ratios(aggregated.drop("_all", strict=False))
+        return with_ratios(aggregated.drop("_all", strict=False), MARKET_RATIOS)
 
     return _collect(runs_of(source), build, keys)
 
@@ -160,7 +170,7 @@ def populations(source: Source, by: Iterable[str] = ("population",), *, rounds: 
         stocks = _stock_totals(last, per_round, stock_keys)
         frame = (flows.join(stocks, on=stock_keys, how="left") if stock_keys
                  else flows.drop("_all", strict=False).join(stocks, how="cross"))
-        return _population_ratios(frame)
+        return with_ratios(frame, POPULATION_RATIOS)
 
     return _collect(runs_of(source), build, keys)
 
@@ -188,15 +198,6 @@ def _stock_totals(last: pl.LazyFrame, per_round: pl.LazyFrame, keys: list[str]) 
         ((pl.col("multiplier") * pl.col("agents")).sum() / pl.col("agents").sum()).alias("multiplier"),
     ).drop("_all", strict=False)
     return stocks.join(mean, on=keys, how="left") if keys else stocks.join(mean, how="cross")
-
-
-def _population_ratios(frame: pl.LazyFrame) -> pl.LazyFrame:
-    return frame.with_columns(
-        ratio("budgeted_spend", "budget").alias("budget_utilisation"),
-        ratio("value", "spend").alias("return_on_spend"),
-        ratio("wins", "participations").alias("win_rate"),
-        ratio("spend", "wins").alias("mean_price"),
-    )
 
 
 HEADLINE = ("revenue", "welfare", "max_welfare", "efficiency", "price_of_anarchy", "liquid_welfare", "sold_share",

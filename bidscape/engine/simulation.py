@@ -72,7 +72,7 @@ class Simulation:
         self._events = sorted(self.scenario.events, key=lambda e: e.at_round)
         self._settings = self.scenario  # the scenario as changed by events so far
         self._counterfactuals: Optional[_Counterfactuals] = None
-        self._value_so_far = np.zeros(self.state.n_agents)  # for liquid welfare
+        self.value_won = np.zeros(self.state.n_agents)  # per agent, over the rounds played (liquid welfare)
 
     def attach(self, recorder: Recorder) -> None:
         """Send the strategies' own tables (``Strategy.tables``) to the run folder."""
@@ -129,6 +129,7 @@ class Simulation:
                     if on_auctions is not None:
                         on_auctions(n)
 
+        self.value_won += self.state.value
         cf = self._counterfactuals
         for p, strategy in enumerate(self.strategies):
             strategy.observe(self.state.feedback(p, r, *(cf.of(p) if cf is not None else (None, None))))
@@ -284,12 +285,11 @@ class Simulation:
                             regret: np.ndarray) -> None:
         """The round's totals per channel and population (``populations.arrow``), cheap at any size."""
         s = self.state
-        self._value_so_far += s.value
         starts = s.population_start[:-1]
         sizes = np.diff(s.population_start)
         budget = np.add.reduceat(s.budget, starts)
         remaining = np.add.reduceat(s.remaining_budget, starts)
-        liquid = np.add.reduceat(np.minimum(s.budget, self._value_so_far), starts)
+        liquid = np.add.reduceat(np.minimum(s.budget, self.value_won), starts)
         multiplier = np.add.reduceat(s.multiplier, starts) / sizes
         with np.errstate(invalid="ignore"):  # NaN regret (none recorded) stays NaN, written as null
             mean_regret = np.add.reduceat(regret, starts) / sizes

@@ -115,7 +115,7 @@ def run(scenario: Scenario | str | Path, out: Optional[str | Path] = None, *, ov
         simulation = Simulation(scenario)
         try:
             simulation.attach(recorder)
-            totals = _Totals(simulation)
+            totals = RunTotals(simulation)
             with _progress_bar(scenario, progress) as advance:
                 while not simulation.finished:
                     totals.add(simulation.step(recorder, advance))
@@ -138,7 +138,7 @@ def strategy_tables(scenario: Scenario) -> dict[str, Any]:
     return tables
 
 
-class _Totals:
+class RunTotals:
     """Headline numbers of a run, gathered round by round for the summary."""
 
     def __init__(self, simulation: Simulation):

@@ -208,25 +208,23 @@ class Recorder(RunFolder):
         self.write_batch("market", pa.record_batch(columns, schema=MARKET_SCHEMA))
 
     def write_agents(self, columns: dict[str, Any], population_codes, channel_codes) -> None:
-        population = pa.DictionaryArray.from_arrays(pa.array(population_codes, pa.int16()),
-                                                    self._population_dictionary)
-        channel = pa.DictionaryArray.from_arrays(pa.array(channel_codes, pa.int16()), self._channel_dictionary)
-        if "regret" in columns:  # NaN (no regret recorded by the strategy) is written as null
-            columns = {**columns, "regret": pa.array(columns["regret"], pa.float64(), from_pandas=True)}
-        batch = pa.record_batch({**columns, "population": population, "channel": channel},
-                                schema=self._schemas["agents"])
+        batch = self._named_batch("agents", columns, population_codes, channel_codes, nullable=("regret",))
         for first in range(0, max(batch.num_rows, 1), AGENT_BATCH_ROWS):
             self.write_batch("agents", batch.slice(first, AGENT_BATCH_ROWS))
 
     def write_populations(self, columns: dict[str, Any], population_codes, channel_codes) -> None:
-        population = pa.DictionaryArray.from_arrays(pa.array(population_codes, pa.int16()),
-                                                    self._population_dictionary)
-        channel = pa.DictionaryArray.from_arrays(pa.array(channel_codes, pa.int16()), self._channel_dictionary)
-        columns = {k: pa.array(v, pa.float64(), from_pandas=True) if k in ("budget", "budget_remaining", "regret",
-                                                                            "clicks") else v
-                   for k, v in columns.items()}  # NaN -> null
-        self.write_batch("populations", pa.record_batch({**columns, "population": population, "channel": channel},
-                                                        schema=self._schemas["populations"]))
+        self.write_batch("populations", self._named_batch("populations", columns, population_codes, channel_codes,
+                                                          nullable=("budget", "budget_remaining", "regret", "clicks")))
+
+    def _named_batch(self, table: str, columns: dict[str, Any], population_codes, channel_codes,
+                     nullable: tuple[str, ...]) -> pa.RecordBatch:
+        """A batch with population and channel names from their codes; NaN in ``nullable`` columns is null."""
+        named = {k: pa.array(v, pa.float64(), from_pandas=True) if k in nullable else v for k, v in columns.items()}
+        named["population"] = pa.DictionaryArray.from_arrays(pa.array(population_codes, pa.int16()),
+                                                             self._population_dictionary)
+        named["channel"] = pa.DictionaryArray.from_arrays(pa.array(channel_codes, pa.int16()),
+                                                          self._channel_dictionary)
+        return pa.record_batch(named, schema=self._schemas[table])
 
     def write_table(self, table: str, columns: dict[str, Any]) -> None:
         """Rows of a strategy's own table (``Strategy.tables``)."""

@@ -26,7 +26,7 @@ import mesa
 import numpy as np
 
 from bidscape import __version__
-from bidscape.api import _Totals, strategy_tables
+from bidscape.api import RunTotals, strategy_tables
 from bidscape.engine.recorder import Recorder
 from bidscape.engine.simulation import RoundResult, Simulation
 from bidscape.errors import InputError, Problem
@@ -143,7 +143,7 @@ class MarketModel(mesa.Model):
             self.simulation = Simulation(self.scenario)
             if self.recorder is not None:
                 self.simulation.attach(self.recorder)
-            self.totals = _Totals(self.simulation)
+            self.totals = RunTotals(self.simulation)
             self.cohorts = Cohorts(self, self.simulation, cohorts_by)
         except BaseException as error:
             self._abort(error)

@@ -443,6 +443,20 @@ def _dinic(nnodes, src, snk, head, nxt, to, cap, eps):
     return total
 
 
+@njit(cache=True, inline="always")
+def _add_edge(u, v, capacity, q, head, nxt, to, cap):
+    """Edge ``q`` from ``u`` to ``v`` and its residual twin ``q + 1``; returns the next free edge."""
+    to[q] = v
+    cap[q] = capacity
+    nxt[q] = head[u]
+    head[u] = q
+    to[q + 1] = u
+    cap[q + 1] = 0.0
+    nxt[q + 1] = head[v]
+    head[v] = q + 1
+    return q + 2
+
+
 @njit(cache=True)
 def split_money(n, m, ei, ej, budgets, paced, money):
     """Money flow on edges (ei, ej) with good j receiving ``money[j]``, paced bidders spending
@@ -462,44 +476,13 @@ def split_money(n, m, ei, ej, budgets, paced, money):
         big += money[j]
     big = 2.0 * big + 1.0
     q = 0
-    # source -> bidder: edges 0 .. 2n
-    for i in range(n):
-        to[q] = i
-        cap[q] = budgets[i] if paced[i] else 0.0
-        nxt[q] = head[src]
-        head[src] = q
-        q += 1
-        to[q] = src
-        cap[q] = 0.0
-        nxt[q] = head[i]
-        head[i] = q
-        q += 1
+    for i in range(n):  # source -> bidder: edges 0 .. 2n
+        q = _add_edge(src, i, budgets[i] if paced[i] else 0.0, q, head, nxt, to, cap)
     first_edge = q
-    for k in range(E):
-        a = ei[k]
-        c = n + ej[k]
-        to[q] = c
-        cap[q] = big
-        nxt[q] = head[a]
-        head[a] = q
-        q += 1
-        to[q] = a
-        cap[q] = 0.0
-        nxt[q] = head[c]
-        head[c] = q
-        q += 1
-    for j in range(m):
-        c = n + j
-        to[q] = snk
-        cap[q] = money[j]
-        nxt[q] = head[c]
-        head[c] = q
-        q += 1
-        to[q] = c
-        cap[q] = 0.0
-        nxt[q] = head[snk]
-        head[snk] = q
-        q += 1
+    for k in range(E):  # bidder -> good
+        q = _add_edge(ei[k], n + ej[k], big, q, head, nxt, to, cap)
+    for j in range(m):  # good -> sink
+        q = _add_edge(n + j, snk, money[j], q, head, nxt, to, cap)
     eps = 1e-15 * big
     _dinic(nnodes, src, snk, head, nxt, to, cap, eps)
     for i in range(n):

@@ -268,7 +268,8 @@ def agent_sample(source: Source, columns: Sequence[str] = ("spend", "wins", "val
             raise InputError(Problem("", f"run '{ref.run.path}' has no agents.arrow",
                                      "re-run the scenario with this version"))
         chosen = ref.run.manifest["scenario"]["run"]["rounds"] - 1 if round is None else round
-        keep = min(1.0, n / max(ref.run.scenario.total_agents, 1))
+        agents = sum(p["size"] for p in ref.run.manifest["scenario"]["populations"])
+        keep = min(1.0, n / max(agents, 1))
         wanted = ["round", "agent", "population", "channel", *columns]
         parts = [pl.from_arrow(batch.select(wanted)) for batch in _round_batches(path, chosen, keep, seed)]
         frame = pl.concat(parts) if parts else pl.from_arrow(_empty(path).select(wanted))

@@ -8,7 +8,6 @@ two groups can be paired seed by seed (common random numbers).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Union
@@ -41,7 +40,7 @@ def is_sweep_folder(path: Path) -> bool:
     return (path / "sweep.json").is_file()
 
 
-def runs_of(source: Source, *, complete_only: bool = True) -> list[RunRef]:
+def runs_of(source: Source) -> list[RunRef]:
     """The complete runs a source stands for, ordered by group then seed.
 
     A lone run is a group of its own, named after its folder; runs in a group folder
@@ -49,17 +48,18 @@ def runs_of(source: Source, *, complete_only: bool = True) -> list[RunRef]:
 
     ``source`` is a run folder, a group folder, a sweep folder (every variant), a ``Run``,
     or a list of any of these. A folder that holds no run is an input error naming it.
-    Incomplete or failed runs inside a group or sweep are skipped when ``complete_only``.
+    Incomplete or failed runs inside a group or sweep are skipped; a run folder named on its
+    own must be complete.
     """
     if isinstance(source, RunRef):
         return [source]
     if isinstance(source, Run):
         return [RunRef(source, source.path.name, int(source.manifest["seed"]))]
     if isinstance(source, (str, Path)):
-        return _runs_in(Path(source), complete_only)
+        return _runs_in(Path(source))
     refs: list[RunRef] = []
     for item in source:
-        refs.extend(runs_of(item, complete_only=complete_only))
+        refs.extend(runs_of(item))
     return refs
 
 
@@ -71,7 +71,7 @@ def groups_of(source: Source) -> dict[str, list[RunRef]]:
     return groups
 
 
-def _runs_in(path: Path, complete_only: bool) -> list[RunRef]:
+def _runs_in(path: Path) -> list[RunRef]:
     if not path.exists():
         raise InputError(Problem("", f"'{path}' does not exist", "point to a run, group or sweep folder"))
     if is_run_folder(path):
@@ -84,21 +84,14 @@ def _runs_in(path: Path, complete_only: bool) -> list[RunRef]:
     candidates = sorted(p for p in path.iterdir() if p.is_dir())
     for child in candidates:
         if is_run_folder(child):
-            status = _status(child)
-            if status != "complete" and complete_only:
+            try:
+                run = Run(child)
+            except InputError:  # running, failed or corrupt: not part of the group's results
                 continue
-            run = Run(child)
             refs.append(RunRef(run, group, int(run.manifest["seed"])))
         elif any(is_run_folder(g) for g in child.iterdir() if g.is_dir()):
-            refs.extend(_runs_in(child, complete_only))  # a sweep's variant folders
+            refs.extend(_runs_in(child))  # a sweep's variant folders
     if not refs:
         raise InputError(Problem("", f"'{path}' holds no complete bidscape run",
                                  "point to a run folder, a folder of runs, or a sweep folder"))
     return sorted(refs, key=lambda r: (r.group, r.seed))
-
-
-def _status(path: Path) -> str:
-    try:
-        return json.loads((path / "manifest.json").read_text()).get("status", "?")
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return "corrupt"

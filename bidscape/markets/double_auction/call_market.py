@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from bidscape.engine.rng import auction_key, draw_u64, round_key, to_unit
-from bidscape.markets.double_auction.traders import BUY, order_price
+from bidscape.markets.double_auction.traders import BUY, order_price, record_trade
 
 STREAM_PRICE = 1
 
@@ -83,17 +83,9 @@ def call_round(run_key, round_index, side, strategy, units, values, price_low, p
             high = min(high, ask_price[ask_order[q]])
         price = 0.5 * (low + high)
         for k in range(q):
-            buyer = bid_owner[bid_order[k]]
-            seller = ask_owner[ask_order[k]]
-            out_step[n_trades] = call
-            out_price[n_trades] = price
-            out_buyer[n_trades] = buyer
-            out_seller[n_trades] = seller
-            out_buyer_value[n_trades] = values[buyer, traded[buyer]]
-            out_seller_cost[n_trades] = values[seller, traded[seller]]
-            traded[buyer] += 1
-            traded[seller] += 1
-            n_trades += 1
+            n_trades = record_trade(n_trades, call, price, bid_owner[bid_order[k]], ask_owner[ask_order[k]], values,
+                                    traded, out_step, out_price, out_buyer, out_seller, out_buyer_value,
+                                    out_seller_cost)
         n_bids -= q
         n_asks -= q
     return n_trades

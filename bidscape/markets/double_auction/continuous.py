@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 
 from bidscape.engine.rng import auction_key, draw_u64, round_key, to_unit
-from bidscape.markets.double_auction.traders import BUY, order_price
+from bidscape.markets.double_auction.traders import BUY, order_price, record_trade
 
 STREAM_TRADER = 0
 STREAM_PRICE = 1
@@ -87,17 +87,11 @@ def continuous_round(run_key, round_index, side, strategy, units, values, price_
                 ask_owner, ask = i, price
         if buyer < 0:
             continue
-        out_step[n_trades] = step
-        out_price[n_trades] = price
-        out_buyer[n_trades] = buyer
-        out_seller[n_trades] = seller
-        out_buyer_value[n_trades] = values[buyer, traded[buyer]]
-        out_seller_cost[n_trades] = values[seller, traded[seller]]
-        n_trades += 1
+        n_trades = record_trade(n_trades, step, price, buyer, seller, values, traded, out_step, out_price, out_buyer,
+                                out_seller, out_buyer_value, out_seller_cost)
         bid_owner = -1
         ask_owner = -1
         for trader in (buyer, seller):
-            traded[trader] += 1
             if traded[trader] == units[trader]:
                 p = position[trader]
                 last = active[n_active - 1]

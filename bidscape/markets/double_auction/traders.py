@@ -46,3 +46,18 @@ def order_price(strategy, side, value, u, price_low, price_high):
         return low + u * (value - low)
     high = max(price_high, value)
     return value + u * (high - value)
+
+
+@njit(cache=True, inline="always")
+def record_trade(n_trades, step, price, buyer, seller, values, traded, out_step, out_price, out_buyer, out_seller,
+                 out_buyer_value, out_seller_cost):
+    """Write trade ``n_trades`` (each side's value of the unit it trades) and count the units; returns the next index."""
+    out_step[n_trades] = step
+    out_price[n_trades] = price
+    out_buyer[n_trades] = buyer
+    out_seller[n_trades] = seller
+    out_buyer_value[n_trades] = values[buyer, traded[buyer]]
+    out_seller_cost[n_trades] = values[seller, traded[seller]]
+    traded[buyer] += 1
+    traded[seller] += 1
+    return n_trades + 1

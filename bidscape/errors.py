@@ -38,3 +38,23 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest choice, or '' when none is close."""
     match = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'? " if match else ""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal: Ctrl-C (SIGINT), SIGTERM or SIGHUP.
+
+    A subclass of ``KeyboardInterrupt``, so code that already treats Ctrl-C as "stop now,
+    mark the folder failed" treats ``kill`` and container stops the same way. Interrupted
+    work is redone (sweeps), never recorded as a permanent failure.
+    """
+
+    def __init__(self, signal_name: str = "SIGINT"):
+        self.signal_name = signal_name
+        super().__init__(f"interrupted by {signal_name}")
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM)."""
+        import signal
+
+        return 128 + int(getattr(signal, self.signal_name, signal.SIGINT))

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from contextlib import nullcontext
 from datetime import datetime
@@ -19,9 +18,12 @@ import numpy as np
 import polars as pl
 
 from bidscape import __version__
-from bidscape.engine.recorder import Recorder
 from bidscape.engine.simulation import Simulation
 from bidscape.errors import InputError, Problem
+from bidscape.interrupts import stop_on_signals
+from bidscape.outputs import RunState, run_state
+from bidscape.outputs.recorder import Recorder
+from bidscape.outputs.tables import count_rows
 from bidscape.scenario import Scenario
 
 
@@ -33,21 +35,21 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        manifest_path = self.path / "manifest.json"
-        if not manifest_path.is_file():
+        state = run_state(self.path)
+        if state.status == "absent":
             raise InputError(Problem("", f"'{self.path}' is not a bidscape run folder (no manifest.json)",
                                      "point to a folder written by `bidscape run`"))
-        try:
-            self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise InputError(Problem("", f"'{manifest_path}' is corrupt ({error})",
-                                     "re-run the scenario into a new folder")) from None
-        status = self.manifest.get("status")
-        if status != "complete":
-            detail = self.manifest.get("error", {}).get("message", "")
-            raise InputError(Problem("", f"run '{self.path}' is not complete (status {status!r}"
-                                     + (f": {detail}" if detail else "") + ")",
-                                     "re-run it (`bidscape run ... --overwrite`)"))
+        if state.status == "corrupt":
+            raise InputError(Problem("", f"'{self.path}' is corrupt: {state.reason}",
+                                     "re-run the scenario into a new folder"))
+        if state.status != "complete":
+            raise InputError(Problem("", f"run '{self.path}' is not complete: it is {state.status} ({state.reason})",
+                                     _incomplete_fix(state)))
+        self.manifest: dict[str, Any] = state.manifest
+        missing = verify_files(self.path, self.manifest)
+        if missing:
+            raise InputError(Problem("", f"run '{self.path}' says complete but {missing}",
+                                     "re-run the scenario into a new folder (`bidscape run ... --out NEW`)"))
 
     def scan(self, table: str) -> pl.LazyFrame:
         """A lazy frame over one table (``market``, ``populations``, ``agents``, ``auctions``, or a
@@ -98,9 +100,10 @@ def run(scenario: Scenario | str | Path, out: Optional[str | Path] = None, *, ov
         seed: Optional[int] = None, progress: bool = False) -> Run:
     """Run a scenario to completion and return its output folder as a ``Run``.
 
-    ``out=None`` writes to a new temporary folder. An existing non-empty folder is only
-    replaced with ``overwrite=True``. A run that fails (or is interrupted) leaves its
-    folder with ``status = "failed"`` and the error in ``manifest.json``.
+    ``out=None`` writes to a new temporary folder. An existing run folder is only replaced
+    with ``overwrite=True``, and only once the new run is complete. A run that fails, or
+    is stopped by Ctrl-C, SIGTERM or SIGHUP, leaves its folder with ``status = "failed"`` and
+    the error in ``manifest.json`` (or, when replacing, the old run as it was).
     """
     if not isinstance(scenario, Scenario):
         scenario = Scenario.from_toml(scenario)
@@ -110,8 +113,8 @@ def run(scenario: Scenario | str | Path, out: Optional[str | Path] = None, *, ov
         out = Path(tempfile.mkdtemp(prefix=f"bidscape-{scenario.run.name}-"))
     names = [p.name for p in scenario.populations]
     channels = tuple(c.name for c in scenario.resolved_channels())
-    with Recorder(Path(out), scenario.to_dict(), names, __version__, overwrite, channels,
-                  strategy_tables(scenario)) as recorder:
+    with stop_on_signals(), Recorder(Path(out), scenario.to_dict(), names, __version__, overwrite, channels,
+                                     strategy_tables(scenario)) as recorder:
         simulation = Simulation(scenario)
         try:
             simulation.attach(recorder)
@@ -119,10 +122,35 @@ def run(scenario: Scenario | str | Path, out: Optional[str | Path] = None, *, ov
             with _progress_bar(scenario, progress) as advance:
                 while not simulation.finished:
                     totals.add(simulation.step(recorder, advance))
+                    recorder.end_round(simulation.round)
         finally:
             simulation.close()
         recorder.complete(totals.summary())
     return Run(out)
+
+
+def verify_files(folder: Path, manifest: dict[str, Any]) -> str:
+    """What is wrong with a complete run's tables ('' when each file the manifest lists holds its rows)."""
+    for table, rows in manifest.get("rows", {}).items():
+        path = folder / f"{table}.arrow"
+        if not path.is_file():
+            return f"{path.name} is missing"
+        try:
+            found = count_rows(path)
+        except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+            return f"{path.name} is unreadable ({error})"
+        if found != rows:
+            return f"{path.name} holds {found:,} rows where the manifest says {rows:,}"
+    return ""
+
+
+def _incomplete_fix(state: RunState) -> str:
+    if state.status == "running":
+        return "wait for it to finish"
+    rounds = (state.manifest or {}).get("rounds_done")
+    kept = (f"its {rounds} finished round(s) can be read with bidscape.outputs.read_table('{state.folder}/market.arrow'); "
+            if state.interrupted and rounds else "")
+    return kept + "re-run it (`bidscape run ... --overwrite`)"
 
 
 def strategy_tables(scenario: Scenario) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.markup import escape  # user text (names, paths, bad values) is not markup
 from rich.table import Table
 
-from bidscape.errors import InputError
+from bidscape.errors import InputError, Interrupted
+from bidscape.interrupts import last_interruption
 from bidscape.scenario import Scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -56,6 +57,9 @@ def run(
     overrides: Optional[list[str]] = SetOption,
     overwrite: bool = typer.Option(False, help="Replace an existing run folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    llm_base_url: Optional[str] = typer.Option(
+        None, "--llm-base-url", metavar="URL", help="Send llm_proxy calls to this OpenAI-compatible API root, "
+        "your choice: it overrides the scenario's base_url and may receive your API key."),
 ) -> None:
     """Run one scenario (an auction market, or a market game with a `market_game` table) and write its output folder."""
     settings = list(overrides or []) + ([f"run.seed={seed}"] if seed is not None else [])
@@ -72,7 +76,10 @@ def run(
         return
     scenario = Scenario.from_toml(scenario_file, settings)
     console.print(f"[bold]{escape(scenario.run.name)}[/]: {_describe(scenario)}")
-    _run(scenario, out, overwrite, quiet)
+    from bidscape.llm.endpoint import user_base_url  # the user's endpoint reaches llm_proxy, not the scenario
+
+    with user_base_url(llm_base_url):
+        _run(scenario, out, overwrite, quiet)
 
 
 @app.command()
@@ -222,7 +229,21 @@ def _default(field) -> str:
     return "required" if field.is_required() else repr(field.default)
 
 
-INTERRUPTED = "[bold red]interrupted[/]: the run folder is marked status = \"failed\""
+def _exit_interrupted(error: Optional[BaseException]) -> None:
+    """Say what stopped the command and what became of its folder; exit 128 + the signal."""
+    while isinstance(error, typer.Abort) and (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__  # click's Abort comes from the KeyboardInterrupt
+    signal_name = error.signal_name if isinstance(error, Interrupted) else "SIGINT"
+    errors.print(f"[bold red]interrupted[/] by {signal_name}")
+    if error is not None:
+        _print_notes(error)
+    sys.exit(error.exit_code if isinstance(error, Interrupted) else 130)
+
+
+def _print_notes(error: BaseException) -> None:
+    """What happened to the run folder, as the folder itself noted on the error (never guessed here)."""
+    for note in getattr(error, "__notes__", ()):
+        errors.print(escape(note), highlight=False)
 
 
 from bidscape.rl.cli import train as _train_rl  # noqa: E402  (torch is imported only when it runs)
@@ -261,9 +282,8 @@ def main() -> None:
     except InputError as error:
         errors.print(f"[bold red]error:[/] {escape(error.render())}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except (KeyboardInterrupt, typer.Abort):  # click turns Ctrl-C into Abort
-        errors.print(INTERRUPTED)
-        sys.exit(130)
+    except (KeyboardInterrupt, typer.Abort) as error:
+        _exit_interrupted(error)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
     except Exception as error:  # click usage errors and run failures
@@ -271,11 +291,11 @@ def main() -> None:
             error.show()
             sys.exit(error.exit_code)
         errors.print(f"[bold red]run failed:[/] {type(error).__name__}: {escape(str(error))}", highlight=False)
-        errors.print("the run folder (if any) is marked status = \"failed\" with the traceback in manifest.json")
+        _print_notes(error)
         sys.exit(1)
-    # without standalone mode, typer returns exit codes instead of exiting: 130 for Ctrl-C
+    # without standalone mode, typer returns exit codes instead of exiting: 130 for Ctrl-C, SIGTERM, SIGHUP
     if code == 130:
-        errors.print(INTERRUPTED)
+        _exit_interrupted(last_interruption())
     if isinstance(code, int) and code:
         sys.exit(code)
 

@@ -22,6 +22,8 @@ from typing import Optional, Sequence
 
 import polars as pl
 
+from bidscape.outputs import run_state
+
 ROOT_ENV = "BIDSCAPE_DASHBOARD_ROOT"
 DEFAULT_ROOT = "runs"
 MAX_DEPTH = 6  # how deep discovery looks under the root
@@ -45,7 +47,7 @@ class Skipped:
     """A run folder the dashboard does not show, and why."""
 
     label: str
-    status: str  # failed | running | corrupt | unsupported
+    status: str  # failed | running | interrupted | corrupt | unsupported
     message: str
 
 
@@ -91,21 +93,18 @@ class Discovery:
 
 def _read_manifest(folder: Path) -> tuple[str, Optional[dict], str]:
     """(status, manifest, message) of a run folder, without raising."""
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        return "corrupt", None, f"manifest.json is unreadable ({error}); re-run the scenario into a new folder"
-    if not isinstance(manifest, dict):
-        return "corrupt", None, "manifest.json is not a JSON object; re-run the scenario into a new folder"
-    status = manifest.get("status", "?")
-    if status == "failed":
-        error = manifest.get("error") or {}
-        return "failed", manifest, f"{error.get('type', 'error')}: {error.get('message', '')}".strip()
-    if status != "complete":
-        return str(status), manifest, "not finished yet (status %r)" % status
+    state = run_state(folder)
+    if state.status == "corrupt":
+        return "corrupt", None, f"{state.reason}; re-run the scenario into a new folder"
+    if state.status == "interrupted":
+        return "interrupted", state.manifest, (f"{state.reason}; {state.manifest.get('rounds_done', 0)} round(s) "
+                                               "finished; re-run it with --overwrite")
+    if state.status != "complete":
+        return state.status, state.manifest, state.reason
+    manifest = state.manifest
     if manifest.get("kind") == "market_game":
         return "unsupported", manifest, "a market game run; the dashboard shows auction runs"
-    if not isinstance(manifest.get("scenario"), dict) or "populations" not in manifest["scenario"]:
+    if "populations" not in manifest["scenario"]:
         return "unsupported", manifest, "its manifest has no auction scenario"
     return "complete", manifest, ""
 

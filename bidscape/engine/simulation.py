@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from bidscape.bidders import STRATEGIES, Strategy
 from bidscape.engine import counterfactual, kernel
-from bidscape.engine.recorder import Recorder
+from bidscape.outputs.recorder import Recorder
 from bidscape.engine.kernel import CLICKS, SPEND, VALUE, WINS
 from bidscape.engine.rng import auction_key, round_key, run_key_from_seed
 from bidscape.markets.state import MarketState

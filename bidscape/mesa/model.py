@@ -27,7 +27,7 @@ import numpy as np
 
 from bidscape import __version__
 from bidscape.api import RunTotals, strategy_tables
-from bidscape.engine.recorder import Recorder
+from bidscape.outputs.recorder import Recorder
 from bidscape.engine.simulation import RoundResult, Simulation
 from bidscape.errors import InputError, Problem
 from bidscape.mesa.cohorts import Cohorts, utilisation
@@ -174,6 +174,8 @@ class MarketModel(mesa.Model):
         try:
             self._agenda.run_until(simulation.round)
             result = simulation.step(self.recorder)
+            if self.recorder is not None:
+                self.recorder.end_round(simulation.round)
             self.totals.add(result)
             self.result = result
             self.report = self._report(result)

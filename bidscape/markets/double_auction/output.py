@@ -1,4 +1,4 @@
-"""A market game's run folder, following the recorder's contract (``engine/recorder.py``).
+"""A market game's run folder, following the recorder's contract (``outputs/recorder.py``).
 
 ``manifest.json`` says ``"status": "running"`` while the run goes, ``"failed"`` with the
 error if it stops early (Ctrl-C included), ``"complete"`` only after every file is closed;
@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from bidscape.engine.recorder import RunFolder
+from bidscape.outputs.folder import RunFolder
 
 KIND = "market_game"
 TABLES = ("market", "trades", "agents")

@@ -7,7 +7,6 @@ equilibrium (and so the maximum surplus) is the same every period.
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from contextlib import contextmanager
@@ -20,12 +19,14 @@ import polars as pl
 import pyarrow as pa
 
 from bidscape.errors import InputError, Problem
+from bidscape.interrupts import stop_on_signals
 from bidscape.markets.double_auction.call_market import call_round
 from bidscape.markets.double_auction.continuous import continuous_round
 from bidscape.markets.double_auction.equilibrium import Equilibrium
 from bidscape.markets.double_auction.market import GameMarket
 from bidscape.markets.double_auction.output import KIND, SCHEMAS, GameRecorder, to_batch
 from bidscape.markets.double_auction.scenario import GameScenario
+from bidscape.outputs import run_state
 
 Progress = Callable[[int], None]
 
@@ -236,7 +237,7 @@ def run_game(scenario: GameScenario | str | Path, out: Optional[str | Path] = No
     if out is None:
         out = Path(tempfile.mkdtemp(prefix=f"bidscape-{scenario.run.name}-"))
     out = Path(out)
-    with GameRecorder(out, scenario.to_dict(), [g.name for g in scenario.traders], __version__,
+    with stop_on_signals(), GameRecorder(out, scenario.to_dict(), [g.name for g in scenario.traders], __version__,
                       overwrite) as recorder:
         market = GameMarket.build(scenario)
         totals = _Totals(scenario, market)
@@ -246,6 +247,7 @@ def run_game(scenario: GameScenario | str | Path, out: Optional[str | Path] = No
                 recorder.write("trades", _trade_columns(period))
                 recorder.write("agents", _agent_columns(period, market))
                 totals.add(period)
+                recorder.end_round(period.round + 1)
                 if advance is not None:
                     advance(1)
         recorder.complete(totals.summary())
@@ -255,18 +257,16 @@ def run_game(scenario: GameScenario | str | Path, out: Optional[str | Path] = No
 def summary(folder: str | Path) -> dict[str, Any]:
     """The summary of a complete market-game run folder (``{"market": ..., "populations": [...]}``)."""
     folder = Path(folder)
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.is_file():
-        raise InputError(Problem("", f"'{folder}' is not a bidscape run folder (no manifest.json)",
+    state = run_state(folder)
+    if state.status in ("absent", "corrupt"):
+        raise InputError(Problem("", f"'{folder}' is not a bidscape run folder ({state.reason})",
                                  "point to a folder written by `bidscape run`"))
-    manifest = json.loads(manifest_path.read_text())
+    manifest = state.manifest
     if manifest.get("kind") != KIND:
         raise InputError(Problem("", f"'{folder}' is not a market-game run (kind {manifest.get('kind')!r})",
                                  "point to a folder written from a scenario with [market_game]"))
-    if manifest.get("status") != "complete":
-        detail = (manifest.get("error") or {}).get("message", "")
-        raise InputError(Problem("", f"run '{folder}' is not complete (status {manifest.get('status')!r}"
-                                 + (f": {detail}" if detail else "") + ")",
+    if not state.complete:
+        raise InputError(Problem("", f"run '{folder}' is not complete: it is {state.status} ({state.reason})",
                                  "re-run it (`bidscape run ... --overwrite`)"))
     return manifest["summary"]
 

@@ -1,26 +1,19 @@
-"""Streams a run's outcomes to an output folder (the contract in DESIGN.md, section 3).
+"""Streams an auction run's outcomes to its folder (the contract in DESIGN.md, section 3).
 
-``manifest.json`` says ``"running"`` while the run goes, ``"failed"`` (with the error)
-if it stops early for any reason, Ctrl-C included, and ``"complete"`` only after every
-file is closed. The Arrow files are IPC (Feather v2), zstd-compressed, written one
-record batch at a time, so memory stays flat in the number of rounds.
+The tables and their columns are defined here; the folder's life (lock, manifest states,
+replacing an old run, reading after a kill) is ``folder.py``. The Arrow files are IPC
+(Feather v2), zstd-compressed, written one record batch at a time, so memory stays flat in
+the number of rounds.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import time
-import traceback
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 import pyarrow as pa
-import pyarrow.ipc as ipc
 
-from bidscape.errors import InputError, Problem
+from bidscape.outputs.folder import RunFolder
 
 OUTPUT_FILES = ("manifest.json", "market.arrow", "populations.arrow", "agents.arrow", "auctions.arrow")
 
@@ -91,107 +84,6 @@ AUCTIONS_SCHEMA = pa.schema([
 ])
 
 
-def prepare_output_folder(out: Path, overwrite: bool) -> None:
-    """Create ``out``; refuse to reuse a non-empty folder unless ``overwrite``."""
-    if out.exists() and not out.is_dir():
-        raise InputError(Problem("--out", f"'{out}' exists and is not a folder", "choose another path"))
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise InputError(Problem("--out", f"output folder '{out}' already exists and is not empty",
-                                     "choose another folder, or pass --overwrite to replace it"))
-        if not (out / "manifest.json").exists():
-            raise InputError(Problem("--out", f"'{out}' is not a bidscape run folder (no manifest.json); "
-                                     "--overwrite only replaces run folders", "choose another folder"))
-        shutil.rmtree(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise InputError(Problem("--out", f"cannot write to '{out}' ({error.strerror or error})",
-                                 "choose a folder you can write to")) from None
-
-
-class RunFolder:
-    """The life of a run folder: manifest running -> complete | failed, one IPC writer per table.
-
-    Use as a context manager around a run; ``complete(summary)`` marks success, and any
-    exception (Ctrl-C included), also one while opening the files, marks it failed.
-    """
-
-    def __init__(self, out: Path, schemas: dict[str, pa.Schema], scenario: dict[str, Any], version: str,
-                 overwrite: bool = False, **manifest: Any):
-        self.out = Path(out)
-        prepare_output_folder(self.out, overwrite)
-        self.rows = {table: 0 for table in schemas}
-        self._clock = time.perf_counter()
-        self.manifest: dict[str, Any] = {
-            "status": "running",
-            **manifest,
-            "version": version,
-            "seed": scenario["run"]["seed"],
-            "scenario": scenario,
-            "started": _timestamp(time.time()),
-            "finished": None,
-            "wall_seconds": None,
-            "rows": self.rows,
-        }
-        self._write_manifest()
-        self._schemas = schemas
-        self._writers: dict[str, Any] = {}
-        options = ipc.IpcWriteOptions(compression="zstd")
-        try:
-            for table, schema in schemas.items():
-                self._writers[table] = ipc.new_file(self.out / f"{table}.arrow", schema, options=options)
-        except BaseException as error:
-            self.fail(error)
-            raise
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, trace) -> bool:
-        if error is not None and self.manifest["status"] == "running":
-            self.fail(error)
-        return False
-
-    def write_batch(self, table: str, batch: pa.RecordBatch) -> None:
-        if batch.num_rows:
-            self._writers[table].write_batch(batch)
-            self.rows[table] += batch.num_rows
-
-    def complete(self, summary: dict[str, Any]) -> None:
-        for writer in self._writers.values():
-            writer.close()  # an error here fails the run: never "complete" with a file unfinished
-        self.manifest["summary"] = summary
-        self._finish("complete")
-
-    def fail(self, error: BaseException) -> None:
-        for writer in self._writers.values():
-            try:
-                writer.close()
-            except Exception:  # a failed run keeps what it wrote; the manifest tells the truth
-                pass
-        self.manifest["error"] = {
-            "type": type(error).__name__,
-            "message": str(error) or type(error).__name__,
-            "traceback": "".join(traceback.format_exception(error))[-4000:],
-        }
-        self._finish("failed")
-
-    def _finish(self, status: str) -> None:
-        self.manifest["status"] = status
-        self.manifest["finished"] = _timestamp(time.time())
-        self.manifest["wall_seconds"] = round(time.perf_counter() - self._clock, 3)
-        self._write_manifest()
-
-    def _write_manifest(self) -> None:
-        temporary = self.out / "manifest.json.tmp"
-        temporary.write_text(json.dumps(self.manifest, indent=2, default=_json_default))
-        os.replace(temporary, self.out / "manifest.json")
-
-
 class Recorder(RunFolder):
     """An auction run's folder: market, agents and auctions tables."""
 
@@ -234,12 +126,3 @@ class Recorder(RunFolder):
         channel = pa.DictionaryArray.from_arrays(pa.array(columns["channel"], pa.int16()), self._channel_dictionary)
         self.write_batch("auctions", pa.record_batch({**columns, "channel": channel}, schema=AUCTIONS_SCHEMA))
 
-
-def _timestamp(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

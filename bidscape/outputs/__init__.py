@@ -1,0 +1,6 @@
+"""Run folders: the manifest and its states, the writer's lock, the recorder and its tables."""
+
+from bidscape.outputs.lock import FolderLock, FolderLocked, is_locked
+from bidscape.outputs.manifest import MANIFEST_FILE, RunManifest, RunState, run_state
+
+__all__ = ["FolderLock", "FolderLocked", "MANIFEST_FILE", "RunManifest", "RunState", "is_locked", "run_state"]

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from bidscape import __version__
+from bidscape.engine.finite import json_safe
 from bidscape.engine.simulation import Simulation
 from bidscape.errors import InputError, Problem
 from bidscape.interrupts import stop_on_signals
@@ -25,6 +26,7 @@ from bidscape.outputs import RunState, run_state
 from bidscape.outputs.recorder import Recorder
 from bidscape.outputs.tables import count_rows
 from bidscape.scenario import Scenario
+from bidscape.sizing import check_fits
 
 
 TABLES = ("market", "populations", "agents", "auctions")
@@ -97,8 +99,11 @@ def default_output_folder(name: str, root: str | Path = "runs") -> Path:
 
 
 def run(scenario: Scenario | str | Path, out: Optional[str | Path] = None, *, overwrite: bool = False,
-        seed: Optional[int] = None, progress: bool = False) -> Run:
+        seed: Optional[int] = None, progress: bool = False, size_check: bool = True) -> Run:
     """Run a scenario to completion and return its output folder as a ``Run``.
+
+    A run that cannot fit in memory is refused before it starts (an ``InputError`` with the
+    estimate, ``bidscape.sizing``); ``size_check=False`` tries anyway.
 
     ``out=None`` writes to a new temporary folder. An existing run folder is only replaced
     with ``overwrite=True``, and only once the new run is complete. A run that fails, or
@@ -109,17 +114,45 @@ def run(scenario: Scenario | str | Path, out: Optional[str | Path] = None, *, ov
         scenario = Scenario.from_toml(scenario)
     if seed is not None:
         scenario = scenario.with_updates({"run.seed": seed})
+    if size_check:
+        check_fits(scenario)
     if out is None:
         out = Path(tempfile.mkdtemp(prefix=f"bidscape-{scenario.run.name}-"))
+    return _play(scenario, Path(out), overwrite=overwrite, progress=progress)
+
+
+def resume(folder: str | Path, *, progress: bool = False) -> Run:
+    """Finish an interrupted run (killed, or stopped by a signal) in its own folder.
+
+    The rounds it finished are played again without being written (every random number is
+    a hash of the seed, so they come out the same), then the run goes on from its last whole
+    round. The tables end byte-identical to those of a run that was never interrupted
+    (strategies that call outside services, such as LLM proxies, are replayed from what they
+    answer now: use their replay cache for the same guarantee).
+    """
+    folder = Path(folder)
+    state = run_state(folder)
+    if state.manifest is None or "populations" not in state.manifest.get("scenario", {}):
+        raise InputError(Problem("--resume", f"'{folder}' is not an auction run folder ({state.reason or state.status})",
+                                 "point --resume to the folder of an interrupted `bidscape run`"))
+    scenario = Scenario.from_dict(state.manifest["scenario"], source=str(folder / "manifest.json"))
+    return _play(scenario, folder, progress=progress, resume=True)
+
+
+def _play(scenario: Scenario, out: Path, *, overwrite: bool = False, progress: bool = False,
+          resume: bool = False) -> Run:
     names = [p.name for p in scenario.populations]
     channels = tuple(c.name for c in scenario.resolved_channels())
-    with stop_on_signals(), Recorder(Path(out), scenario.to_dict(), names, __version__, overwrite, channels,
-                                     strategy_tables(scenario)) as recorder:
+    with stop_on_signals(), Recorder(out, scenario.to_dict(), names, __version__, overwrite, channels,
+                                     strategy_tables(scenario), resume=resume) as recorder:
         simulation = Simulation(scenario)
         try:
-            simulation.attach(recorder)
             totals = RunTotals(simulation)
             with _progress_bar(scenario, progress) as advance:
+                done = recorder.manifest["rounds_done"] if resume else 0
+                while simulation.round < done:  # what the interrupted run wrote already
+                    totals.add(simulation.step(None, advance))
+                simulation.attach(recorder)
                 while not simulation.finished:
                     totals.add(simulation.step(recorder, advance))
                     recorder.end_round(simulation.round)
@@ -227,7 +260,7 @@ class RunTotals:
                 "mean_multiplier_last_round": float(last_multiplier[p]),
                 "mean_regret": self._mean_regret(p),
             })
-        return {"market": m, "populations": populations}
+        return json_safe({"market": m, "populations": populations})  # e.g. a NaN mean regret: null, not NaN
 
 
 def _progress_bar(scenario: Scenario, enabled: bool):

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape  # user text (names, paths, bad values) is not markup
 from rich.table import Table
 
-from bidscape.errors import InputError, Interrupted
+from bidscape.errors import InputError, Interrupted, Problem
 from bidscape.interrupts import last_interruption
 from bidscape.scenario import Scenario
 
@@ -33,6 +33,8 @@ DEMO_SCENARIO = files("bidscape") / "scenarios" / "demo.toml"
 
 SetOption = typer.Option(None, "--set", metavar="KEY.PATH=VALUE",
                          help="Override a scenario field, e.g. --set run.rounds=10 (repeatable).")
+SizeCheckOption = typer.Option(True, "--size-check/--no-size-check",
+                               help="Refuse a run that cannot fit in memory (the default); --no-size-check tries anyway.")
 
 
 @app.command()
@@ -41,17 +43,20 @@ def demo(
     overrides: Optional[list[str]] = SetOption,
     overwrite: bool = typer.Option(False, help="Replace an existing run folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    size_check: bool = SizeCheckOption,
 ) -> None:
     """Run the built-in demo: a day of budget pacing on a second-price exchange."""
     scenario = Scenario.from_toml(str(DEMO_SCENARIO), overrides)
     console.print(f"[bold]bidscape demo[/]: {_describe(scenario)}")
+    _check_size(scenario, size_check)
     result = _run(scenario, out, overwrite, quiet)
     _print_findings(result)
 
 
 @app.command()
 def run(
-    scenario_file: Path = typer.Argument(..., metavar="SCENARIO.toml", help="Scenario file."),
+    scenario_file: Optional[Path] = typer.Argument(None, metavar="SCENARIO.toml", show_default=False,
+                                                   help="Scenario file."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/NAME-TIMESTAMP)."),
     seed: Optional[int] = typer.Option(None, help="Override run.seed."),
     overrides: Optional[list[str]] = SetOption,
@@ -60,15 +65,27 @@ def run(
     llm_base_url: Optional[str] = typer.Option(
         None, "--llm-base-url", metavar="URL", help="Send llm_proxy calls to this OpenAI-compatible API root, "
         "your choice: it overrides the scenario's base_url and may receive your API key."),
+    resume: Optional[Path] = typer.Option(None, "--resume", metavar="DIR", show_default=False,
+                                          help="Finish the interrupted run in DIR (killed, or stopped by Ctrl-C or a "
+                                          "signal) from its last whole round; no scenario file then."),
+    size_check: bool = SizeCheckOption,
 ) -> None:
     """Run one scenario (an auction market, or a market game with a `market_game` table) and write its output folder."""
     settings = list(overrides or []) + ([f"run.seed={seed}"] if seed is not None else [])
+    if resume is not None:
+        _resume(resume, scenario_file, out, settings, overwrite, quiet)
+        return
+    if scenario_file is None:
+        raise InputError(Problem("SCENARIO.toml", "no scenario file given",
+                                 "name one, e.g. `bidscape run data/scenarios/pacing.toml`, "
+                                 "or finish an interrupted run with `bidscape run --resume DIR`"))
     game = _market_game(scenario_file, settings)
     if game is not None:
         from bidscape.api import default_output_folder
         from bidscape.markets.double_auction import print_summary, run_game
 
         console.print(f"[bold]{escape(game.run.name)}[/]: {escape(game.describe())}")
+        _check_size(game, size_check)
         folder = run_game(game, out=out or default_output_folder(game.run.name), overwrite=overwrite,
                           progress=not quiet)
         print_summary(folder, console)
@@ -76,6 +93,7 @@ def run(
         return
     scenario = Scenario.from_toml(scenario_file, settings)
     console.print(f"[bold]{escape(scenario.run.name)}[/]: {_describe(scenario)}")
+    _check_size(scenario, size_check)
     from bidscape.llm.endpoint import user_base_url  # the user's endpoint reaches llm_proxy, not the scenario
 
     with user_base_url(llm_base_url):
@@ -86,14 +104,14 @@ def run(
 def validate(
     scenario_file: Path = typer.Argument(..., metavar="SCENARIO.toml"),
     overrides: Optional[list[str]] = SetOption,
+    size_check: bool = SizeCheckOption,
 ) -> None:
-    """Check a scenario without running it."""
+    """Check a scenario without running it (also that it fits in memory)."""
     game = _market_game(scenario_file, list(overrides or []))
-    if game is not None:
-        console.print(f"[green]ok[/]: {escape(str(scenario_file))}: {escape(game.describe())}")
-        return
-    scenario = Scenario.from_toml(scenario_file, overrides)
-    console.print(f"[green]ok[/]: {escape(str(scenario_file))}: {_describe(scenario)}")
+    scenario = game if game is not None else Scenario.from_toml(scenario_file, overrides)
+    estimate = _check_size(scenario, size_check, quiet=True)
+    described = escape(game.describe()) if game is not None else _describe(scenario)
+    console.print(f"[green]ok[/]: {escape(str(scenario_file))}: {described}; needs {estimate.describe()}")
 
 
 @app.command(name="list")
@@ -129,7 +147,22 @@ def _run(scenario: Scenario, out: Optional[Path], overwrite: bool, quiet: bool):
     from bidscape.api import default_output_folder, run
 
     out = out or default_output_folder(scenario.run.name)
-    result = run(scenario, out=out, overwrite=overwrite, progress=not quiet)
+    return _report(run(scenario, out=out, overwrite=overwrite, progress=not quiet, size_check=False))  # checked
+
+
+def _check_size(scenario, size_check: bool, quiet: bool = False):
+    """Refuse what cannot fit in memory (exit 2, unless --no-size-check); say so when it will take long."""
+    from bidscape.sizing import check_fits, estimate, long_run_note
+
+    needs = check_fits(scenario) if size_check else estimate(scenario)
+    note = None if quiet else long_run_note(needs)
+    if note:
+        console.print(f"[yellow]note[/]: {escape(note)}")
+    return needs
+
+
+def _report(result):
+    """The summary of a complete run and where its files are."""
     _print_summary(result.summary)
     path = escape(str(result.path))
     files = ", ".join(sorted(f.name for f in result.path.iterdir() if f.suffix in (".json", ".arrow")))
@@ -139,6 +172,20 @@ def _run(scenario: Scenario, out: Optional[Path], overwrite: bool, quiet: bool):
     console.print(f"explore it:           bidscape dashboard {path}   "
                   + escape("(needs: pip install 'bidscape[dashboard]')"))
     return result
+
+
+def _resume(folder: Path, scenario_file: Optional[Path], out: Optional[Path], settings: list[str], overwrite: bool,
+            quiet: bool) -> None:
+    """``bidscape run --resume DIR``: the scenario, seed and folder are the interrupted run's own."""
+    from bidscape.api import resume
+
+    clashing = [name for name, given in (("SCENARIO.toml", scenario_file), ("--out", out), ("--set/--seed", settings),
+                                         ("--overwrite", overwrite)) if given]
+    if clashing:
+        raise InputError(Problem("--resume", f"cannot be combined with {', '.join(clashing)}",
+                                 "a resumed run keeps its own scenario, seed and folder: give only --resume DIR"))
+    console.print(f"[bold]resuming[/] {escape(str(folder))}")
+    _report(resume(folder, progress=not quiet))
 
 
 def _market_game(scenario_file: Path, overrides: list[str]):
@@ -288,7 +335,13 @@ def main() -> None:
         sys.exit(exit_.exit_code)
     except Exception as error:  # click usage errors and run failures
         if isinstance(error, _click_exceptions()):
-            error.show()
+            if error.exit_code == 2:  # a usage error: the project's message (option, value, fix)
+                from bidscape.cli_errors import usage_problem
+
+                usage = InputError(usage_problem(error, sys.argv[1:]))
+                errors.print(f"[bold red]error:[/] {escape(usage.render())}", highlight=False, soft_wrap=True)
+            else:
+                error.show()
             sys.exit(error.exit_code)
         errors.print(f"[bold red]run failed:[/] {type(error).__name__}: {escape(str(error))}", highlight=False)
         _print_notes(error)

@@ -302,3 +302,53 @@ def _wait_for(condition, timeout: float = 60.0) -> None:
             pass
         time.sleep(0.05)
     raise AssertionError("timed out")
+
+
+# ---- resume: an interrupted run finishes in its folder, as if it had never stopped ----
+
+RESUMABLE = SLOW_ROUNDS.replace("rounds = 2000", "rounds = 60").replace('name = "slow"', 'name = "resumable"')
+
+
+@pytest.mark.parametrize("stop", ["SIGKILL", "SIGTERM"])
+def test_a_resumed_run_ends_byte_identical_to_an_uninterrupted_one(stop, write_scenario, bidscape_cli, tmp_path):
+    file = write_scenario(RESUMABLE)
+    whole = run(Scenario.from_toml(file), out=tmp_path / "whole")
+    folder = tmp_path / "stopped"
+    writer = subprocess.Popen([sys.executable, "-m", "bidscape.cli", "run", str(file), "--out", str(folder), "-q"],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: manifest(folder).get("rounds_done", 0) >= 3)
+    writer.send_signal(getattr(signal, stop))
+    writer.wait()
+    stopped = manifest(folder)
+    assert 3 <= stopped["rounds_done"] < 60 and run_state(folder).interrupted
+    result = bidscape_cli("run", "--resume", folder, "-q")
+    assert result.returncode == 0, result.stderr
+    resumed = bidscape.Run(folder)
+    assert resumed.manifest["resumed"][0]["at_round"] == stopped["rounds_done"]
+    assert resumed.summary == whole.summary
+    for table in ("market", "populations", "agents", "auctions"):
+        assert (folder / f"{table}.arrow").read_bytes() == (whole.path / f"{table}.arrow").read_bytes(), table
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in whole.path.iterdir())
+
+
+def test_an_interrupted_resume_leaves_the_folder_as_it_found_it(write_scenario, tmp_path, monkeypatch):
+    folder = tmp_path / "out"
+    fail_in_round(monkeypatch, 2, KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        run(Scenario.from_toml(write_scenario()), out=folder)
+    before = {name: data for name, data in snapshot(folder).items() if name != "manifest.json"}
+    fail_in_round(monkeypatch, 2, KeyboardInterrupt())  # the resume stops in the same round
+    with pytest.raises(KeyboardInterrupt):
+        bidscape.api.resume(folder)
+    assert {name: data for name, data in snapshot(folder).items() if name != "manifest.json"} == before
+    assert run_state(folder).interrupted and manifest(folder)["rounds_done"] == 2
+
+
+def test_resume_refuses_what_is_not_interrupted(complete_run, write_scenario, tmp_path, monkeypatch):
+    with pytest.raises(InputError, match="is complete, not interrupted.*nothing to resume"):
+        bidscape.api.resume(complete_run.path)
+    fail_in_round(monkeypatch, 1, RuntimeError("a real error"))
+    with pytest.raises(RuntimeError):
+        run(Scenario.from_toml(write_scenario()), out=tmp_path / "failed")
+    with pytest.raises(InputError, match="is failed, not interrupted.*--overwrite"):
+        bidscape.api.resume(tmp_path / "failed")

@@ -27,7 +27,7 @@ import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -35,7 +35,7 @@ import pyarrow.ipc as ipc
 from bidscape.errors import InputError, Interrupted, Problem
 from bidscape.outputs.lock import LOCK_FILE, FolderLock, FolderLocked, writer_identity
 from bidscape.outputs.manifest import MANIFEST_FILE, dumps, foreign_entries, run_state
-from bidscape.outputs.tables import WRITE_OPTIONS
+from bidscape.outputs.tables import WRITE_OPTIONS, whole_batches
 
 STAGING_SUFFIX = ".bidscape-new"
 
@@ -49,14 +49,20 @@ class RunFolder:
     """
 
     def __init__(self, out: Path, schemas: dict[str, pa.Schema], scenario: dict[str, Any], version: str,
-                 overwrite: bool = False, **manifest: Any):
+                 overwrite: bool = False, *, resume: bool = False, **manifest: Any):
         self.target = Path(out)
         self._locks: list[FolderLock] = []
+        self._schemas = schemas
+        self._writers: dict[str, Any] = {}
+        self._resumed: Optional[dict[str, Any]] = None  # the interrupted run's manifest, when resuming it
         try:
-            self.out = self._claim(overwrite)
+            if resume:
+                self._reopen()
+                return
+            self.out = self._claim(overwrite)  # the target, or a sibling that replaces it on completion
         except BaseException:
             self._release_locks()
-            raise  # the folder written: the target, or a sibling replacing it
+            raise
         self.rows = {table: 0 for table in schemas}
         self._clock = time.perf_counter()
         started = time.time()
@@ -73,8 +79,6 @@ class RunFolder:
             "rounds_done": 0,
             "rows": dict(self.rows),  # rows of whole rounds, as of the last ``end_round``
         }
-        self._schemas = schemas
-        self._writers: dict[str, Any] = {}
         try:
             self._write_manifest()
             for table, schema in schemas.items():
@@ -110,6 +114,39 @@ class RunFolder:
         self._lock(target)
         return target
 
+    def _reopen(self) -> None:
+        """Continue an interrupted run in place: its tables are copied, up to the last whole round,
+        into new files beside them (``.NAME.arrow.part``) that replace them only on completion, so
+        a resume that is itself interrupted leaves the folder as it found it."""
+        folder = self.out = self.target
+        state = run_state(folder)
+        if not state.interrupted:
+            fix = {"complete": "nothing to resume", "running": "wait for it to finish",
+                   "failed": "re-run it with --overwrite (a failed run is not resumable: it stopped on an error)"}
+            raise InputError(Problem("--resume", f"'{folder}' is {state.status}, not interrupted ({state.reason})",
+                                     fix.get(state.status, "point --resume to an interrupted run folder")))
+        self._lock(folder)
+        old = self._resumed = state.manifest
+        if set(old["rows"]) != set(self._schemas):
+            raise InputError(Problem("--resume", f"'{folder}' has tables {sorted(old['rows'])}, this version writes "
+                                     f"{sorted(self._schemas)}", "re-run it with --overwrite"))
+        self.rows = dict(old["rows"])
+        self._clock = time.perf_counter()
+        self.manifest = {**old, "status": "running", "writer": writer_identity(), "error": None,
+                         "resumed": [*old.get("resumed", []), {"at_round": old["rounds_done"],
+                                                                "started": _timestamp(time.time())}]}
+        try:
+            self._write_manifest()
+            for table, schema in self._schemas.items():
+                self._writers[table] = writer = ipc.new_file(str(self._part(table)), schema, options=WRITE_OPTIONS)
+                _copy_rows(folder / f"{table}.arrow", self.rows[table], writer)
+        except BaseException as error:
+            self.fail(error)
+            raise
+
+    def _part(self, table: str) -> Path:
+        return self.out / f".{table}.arrow.part"
+
     def _lock(self, folder: Path) -> None:
         try:
             self._locks.append(FolderLock(folder).acquire())
@@ -142,6 +179,8 @@ class RunFolder:
 
     def end_round(self, rounds_done: int) -> None:
         """Every table holds all rows of the first ``rounds_done`` rounds: record it (cheap: a small file)."""
+        if self._resumed is not None:  # the tables on disk are still the interrupted run's until completion
+            return
         self.manifest["rounds_done"] = rounds_done
         self.manifest["rows"] = dict(self.rows)
         self._write_manifest()
@@ -154,6 +193,10 @@ class RunFolder:
                                "was writing it; this run's results are lost")
         self.manifest["summary"] = summary
         self.manifest["rows"] = dict(self.rows)
+        self.manifest.pop("error", None)
+        if self._resumed is not None:
+            for table in self._schemas:
+                os.replace(self._part(table), self.out / f"{table}.arrow")
         self._finish("complete")
         if self.out != self.target:
             _swap(self.out, self.target)
@@ -172,7 +215,11 @@ class RunFolder:
                 shutil.rmtree(self.out, ignore_errors=True)
                 _note(error, f"'{self.target}' is unchanged: the run that was to replace it did not finish")
                 return
-            if not (self.out / MANIFEST_FILE).exists():  # it never started: leave nothing that looks like a run
+            if self._resumed is not None:  # the interrupted run stays as it was, with this stop recorded
+                for table in self._schemas:
+                    self._part(table).unlink(missing_ok=True)
+                self.manifest = {**self._resumed, "resumed": self.manifest.get("resumed", [])}
+            elif not (self.out / MANIFEST_FILE).exists():  # it never started: leave nothing that looks like a run
                 self._remove_own_files()
                 return
             self.manifest["error"] = _describe(error)
@@ -231,6 +278,23 @@ def _check_replaceable(folder: Path) -> None:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise InputError(Problem("--out", f"'{folder}' holds files that are not its run's ({shown}); "
                                  "--overwrite leaves it untouched", "move those files away, or choose another folder"))
+
+
+def _copy_rows(path: Path, rows: int, writer: Any) -> None:
+    """Copy the first ``rows`` rows of a table (whole batches: rounds never share one) to ``writer``."""
+    try:
+        _, batches = whole_batches(path)
+        copied = 0
+        for batch in batches:
+            if copied >= rows:
+                break
+            writer.write_batch(batch.slice(0, rows - copied))
+            copied += min(batch.num_rows, rows - copied)
+    except (OSError, ValueError) as error:
+        raise InputError(Problem("--resume", f"cannot read '{path}' ({error})", "re-run it with --overwrite")) from None
+    if copied < rows:
+        raise InputError(Problem("--resume", f"'{path}' holds {copied:,} rows; the manifest recorded {rows:,}",
+                                 "re-run it with --overwrite"))
 
 
 def _make_folder(folder: Path) -> None:

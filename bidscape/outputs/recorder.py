@@ -89,9 +89,10 @@ class Recorder(RunFolder):
 
     def __init__(self, out: Path, scenario: dict[str, Any], population_names: list[str],
                  version: str, overwrite: bool = False, channel_names: tuple[str, ...] = ("main",),
-                 extra_tables: Optional[dict[str, pa.Schema]] = None):
+                 extra_tables: Optional[dict[str, pa.Schema]] = None, *, resume: bool = False):
         super().__init__(out, {"market": MARKET_SCHEMA, "populations": POPULATIONS_SCHEMA, "agents": agents_schema(),
-                               "auctions": AUCTIONS_SCHEMA, **(extra_tables or {})}, scenario, version, overwrite)
+                               "auctions": AUCTIONS_SCHEMA, **(extra_tables or {})}, scenario, version, overwrite,
+                         resume=resume)
         self.population_names = population_names
         self._population_dictionary = pa.array(population_names, pa.string())
         self._channel_dictionary = pa.array(list(channel_names), pa.string())

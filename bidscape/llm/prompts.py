@@ -153,12 +153,17 @@ def reply_model(low: float, high: float, reason_chars: int) -> type[BaseModel]:
 
 
 def reply_json_schema(low: float, high: float, reason_chars: int) -> dict[str, Any]:
-    """The JSON schema sent as ``response_format`` in ``json_mode = "json_schema"``."""
+    """The JSON schema sent as ``response_format`` in ``json_mode = "json_schema"`` (``strict``).
+
+    Only keywords of the subset every strict structured-output implementation accepts
+    (no ``maxLength``, ``minimum``, ``maximum``): the bounds are stated in descriptions
+    and enforced by ``parse_reply``.
+    """
     return {
         "type": "object",
         "properties": {
-            "multiplier": {"type": "number", "minimum": low, "maximum": high},
-            "reason": {"type": "string", "maxLength": reason_chars},
+            "multiplier": {"type": "number", "description": f"bid multiplier, from {low:g} to {high:g}"},
+            "reason": {"type": "string", "description": f"why, in one line of at most {reason_chars} characters"},
         },
         "required": ["multiplier", "reason"],
         "additionalProperties": False,
@@ -181,8 +186,9 @@ def parse_reply(text: str, low: float, high: float, reason_chars: int) -> tuple[
         body = fenced.group(1).strip()
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, RecursionError) as error:
-        raise InvalidReply(f"not JSON ({error.msg if hasattr(error, 'msg') else error})") from None
+    except (ValueError, RecursionError) as error:  # ValueError: also integers of more than 4300 digits
+        why = error.msg if isinstance(error, json.JSONDecodeError) else str(error).split(":")[0]
+        raise InvalidReply(f"not JSON ({why})") from None
     if not isinstance(data, dict):
         raise InvalidReply(f"expected a JSON object, got {type(data).__name__}")
     try:

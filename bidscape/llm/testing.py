@@ -9,7 +9,12 @@
 The reply function gets the request body (a dict) and the request's 0-based number and
 returns the message content (a str) or a ``Reply``, which can also fail on purpose:
 ``Reply(status=500)``, ``Reply(content="not json")``, ``Reply(delay_s=2.0)`` (slow),
-``Reply(body=b"...")`` (a raw, malformed response). It runs in the server's threads.
+``Reply(drip_s=0.05)`` (the body one byte at a time), ``Reply(body=b"...")`` (a raw,
+malformed response), ``Reply(status=429, headers={"Retry-After": "1"})``,
+``Reply(refusal="I can't help")`` (``content: null`` and a ``refusal``). It runs in the
+server's threads. ``rejects_field("max_tokens", then)`` answers HTTP 400 to requests
+that carry that field, like servers that take only ``max_completion_tokens``. Every
+request is kept with its headers (``Request.authorization``: the key the server got).
 
 Standalone, for trying scenarios without a model:
 
@@ -32,8 +37,11 @@ from typing import Any, Callable, Optional, Union
 class Reply:
     content: Optional[str] = None
     status: int = 200
-    delay_s: float = 0.0
+    delay_s: float = 0.0  # wait before answering
     body: Optional[bytes] = None  # sent as is instead of a chat completion
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers
+    refusal: Optional[str] = None  # a refusal: message content null, this in message.refusal
+    drip_s: float = 0.0  # > 0: send the body one byte at a time, this far apart
 
 
 ReplyFunction = Callable[[dict[str, Any], int], Union[str, Reply]]
@@ -46,6 +54,11 @@ class Request:
     body: dict[str, Any]
     headers: dict[str, str]
     time: float  # time.monotonic() on arrival
+
+    @property
+    def authorization(self) -> Optional[str]:
+        """The Authorization header the server got, or None."""
+        return next((v for k, v in self.headers.items() if k.lower() == "authorization"), None)
 
     @property
     def user_prompt(self) -> str:
@@ -100,6 +113,13 @@ def fail_first(failures: int, then: ReplyFunction, failure: Reply = Reply(status
     return lambda body, n: failure if n < failures else then(body, n)
 
 
+def rejects_field(name: str, then: ReplyFunction) -> ReplyFunction:
+    """HTTP 400 naming ``name`` for requests that carry it (as OpenAI does for ``max_tokens``), else ``then``."""
+    error = json.dumps({"error": {"message": f"Unsupported parameter: '{name}' is not supported with this model.",
+                                  "type": "invalid_request_error", "param": name}}).encode()
+    return lambda body, n: Reply(status=400, body=error) if name in body else then(body, n)
+
+
 # ---- the server ----
 
 class _Handler(BaseHTTPRequestHandler):
@@ -151,25 +171,41 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.delay_s > 0 and owner._stopping.wait(reply.delay_s):
             return
         if reply.body is not None:
-            self._send(reply.status, reply.body)
+            data = reply.body
         elif reply.status != 200:
-            self._send(reply.status, json.dumps({"error": {"message": f"simulated HTTP {reply.status}"}}).encode())
+            data = json.dumps({"error": {"message": f"simulated HTTP {reply.status}"}}).encode()
         else:
-            self._send(200, json.dumps({
+            message: dict[str, Any] = {"role": "assistant", "content": reply.content or ""}
+            if reply.refusal is not None:
+                message = {"role": "assistant", "content": None, "refusal": reply.refusal}
+            data = json.dumps({
                 "id": f"chatcmpl-test-{request.number}", "object": "chat.completion", "created": 0,
                 "model": body.get("model", "test-model"),
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": reply.content or ""}}],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-            }).encode())
+            }).encode()
+        self._send(reply.status, data, reply.headers, reply.drip_s)
 
-    def _send(self, status: int, data: bytes) -> None:
+    def _send(self, status: int, data: bytes, headers: Optional[dict[str, str]] = None, drip_s: float = 0.0) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self._headers_buffer.append(b"\r\n")  # headers and body in one write (end_headers would flush alone)
-        self._headers_buffer.append(data)
+        if drip_s <= 0:
+            self._headers_buffer.append(data)
+            self.flush_headers()
+            return
         self.flush_headers()
+        for i in range(len(data)):  # a slow server: one byte at a time, until the client hangs up
+            if self.server.owner._stopping.wait(drip_s):
+                return
+            try:
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+            except OSError:
+                return
 
 
 class _Server(ThreadingHTTPServer):

@@ -16,7 +16,7 @@ from bidscape import InputError, Scenario
 from bidscape.bidders import STRATEGIES
 from bidscape.bidders.llm_proxy import LLM_CALLS_SCHEMA, LlmProxy, archetypes
 from bidscape.engine.simulation import Simulation
-from bidscape.llm.cache import ReplayCache
+from bidscape.llm.cache import ReplayCache, cache_request
 from bidscape.llm.client import BackendError, ChatClient
 from bidscape.llm.prompts import InvalidReply, build_messages, parse_reply
 from bidscape.llm.testing import ChatServer, Reply, constant_reply, fail_first, pacing_reply, prompt_fields
@@ -66,6 +66,13 @@ class Played:
 
     def statuses(self) -> list[str]:
         return [row["status"] for row in self.calls]
+
+
+@pytest.fixture(autouse=True)
+def no_llm_environment(monkeypatch):
+    """The user's key and endpoint variables must not change what these tests see."""
+    for name in ("BIDSCAPE_LLM_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -170,17 +177,6 @@ def test_prompts_are_deterministic():
         second = Played({"base_url": server.url, **FAST, "concurrency": 1}, rounds=2)
     assert [r["prompt"] for r in first.calls] == [r["prompt"] for r in second.calls]
     assert [r["cache_key"] for r in first.calls] == [r["cache_key"] for r in second.calls]
-
-
-def test_api_key_comes_from_the_named_environment_variable(monkeypatch):
-    monkeypatch.setenv("BIDSCAPE_TEST_KEY", "sk-test")
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with ChatServer(constant_reply(0.9)) as server:
-        Played({"base_url": server.url, "api_key_env": "BIDSCAPE_TEST_KEY", **FAST}, rounds=1)
-        Played({"base_url": server.url, **FAST}, rounds=1)  # OPENAI_API_KEY unset: no key, still fine
-        headers = [{k.lower(): v for k, v in r.headers.items()} for r in server.requests]
-    assert all(h["authorization"] == "Bearer sk-test" for h in headers[:ARCHETYPES])
-    assert all("authorization" not in h for h in headers[ARCHETYPES:])
 
 
 # ---- failures fall back, are counted, never stop the run ----
@@ -332,7 +328,7 @@ def test_replay_offline_is_byte_for_byte_identical(tmp_path):
 
 def _entries_of_round(cache: Path, round_number: int) -> list[Path]:
     return sorted(p for p in cache.rglob("*.json")
-                  if f"\nround: {round_number} of" in json.loads(p.read_text())["messages"][1]["content"])
+                  if f"\nround: {round_number} of" in json.loads(p.read_text())["request"]["messages"][1]["content"])
 
 
 def test_corrupt_cache_entries_are_misses_and_reported(tmp_path):
@@ -345,7 +341,7 @@ def test_corrupt_cache_entries_are_misses_and_reported(tmp_path):
         truncated, wrong = last_round[0], last_round[1]
         truncated.write_bytes(truncated.read_bytes()[:50])  # a torn write
         entry = json.loads(wrong.read_text())
-        entry["messages"][1]["content"] += " "  # the stored request no longer matches
+        entry["request"]["messages"][1]["content"] += " "  # the stored request no longer matches
         wrong.write_text(json.dumps(entry))
 
         replayed = Played({**params, "mode": "replay"}, rounds=2)
@@ -370,20 +366,19 @@ def test_corrupt_cache_entries_are_misses_and_reported(tmp_path):
 def test_cache_writes_are_atomic(tmp_path, monkeypatch):
     cache = ReplayCache(tmp_path)
     messages = [{"role": "user", "content": "hello"}]
-    cache.put("m", messages, 0.0, "first")
-    assert cache.get("m", messages, 0.0).reply == "first"
+    request = cache_request("http://127.0.0.1:80/v1", "m", messages, 0.0, 256, None)
+    cache.put(request, "first")
+    assert cache.get(request).reply == "first"
 
     def crash(src, dst):
         raise OSError("disk gone")
 
     monkeypatch.setattr("bidscape.llm.cache.os.replace", crash)
     with pytest.raises(OSError):
-        cache.put("m", messages, 0.0, "second")
+        cache.put(request, "second")
     monkeypatch.undo()
-    assert cache.get("m", messages, 0.0).reply == "first"  # the old entry is whole
+    assert cache.get(request).reply == "first"  # the old entry is whole
     assert not list(tmp_path.rglob("*.tmp"))  # and nothing half-written is left
-    assert cache.get("m", messages, 0.5).hit is False  # temperature is part of the key
-    assert cache.get("other", messages, 0.0).hit is False  # and so is the model
 
 
 def test_replay_without_a_cache_falls_back_and_never_calls(tmp_path):

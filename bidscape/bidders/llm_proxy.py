@@ -8,16 +8,20 @@ situation: round and rounds left, members, budget left, last round's spend, wins
 and mean price, its current multiplier, the mechanism. The model answers
 ``{"multiplier": x, "reason": "..."}`` and ``x`` becomes every member's multiplier.
 
-Replies that are not valid JSON of that schema (or out of range), and backend failures
-(connection refused, HTTP errors after retries, timeouts, the ``max_calls`` budget
-spent) fall back to a declared rule (``fallback``): ``keep`` the archetype's last
-multiplier, ``truthful`` (1.0), or ``pacing`` (a simple budget-pacing step). Fallbacks
-are counted and recorded; they never stop a run.
+Replies that are not valid JSON of that schema (or out of range), refusals, and backend
+failures (connection refused, HTTP errors after retries, timeouts, oversized replies, the
+``max_calls`` budget spent) fall back to a declared rule (``fallback``): ``keep`` the
+archetype's last multiplier, ``truthful`` (1.0), or ``pacing`` (a simple budget-pacing
+step). Fallbacks are counted and recorded; they never stop a run.
 
-``mode`` and ``cache_dir`` give an on-disk replay cache keyed by (model, messages,
-temperature): ``live`` and ``record`` serve hits from the cache and store what the server
-answers; ``replay`` never touches the network (a miss is a fallback). A run replayed from
-the cache is identical to the recorded run. Every call is a row of ``llm_calls.arrow``.
+The endpoint and the API key follow ``bidscape.llm.endpoint``: a key is only sent to
+loopback or to an endpoint the user chose outside the scenario file.
+
+``mode`` and ``cache_dir`` give an on-disk replay cache keyed by the whole request
+(endpoint, model, messages, sampling and output settings): ``live`` and ``record`` serve
+hits from the cache and store the valid replies the server gives; ``replay`` never touches
+the network (a miss is a fallback). A run replayed from the cache is identical to the
+recorded run. Every call is a row of ``llm_calls.arrow``.
 
     [run]
     experimental = true
@@ -34,19 +38,19 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
-from bidscape.llm.cache import ReplayCache, request_key
+from bidscape.llm.cache import ReplayCache, cache_request, request_key
+from bidscape.llm.endpoint import Endpoint, is_loopback, normalized, resolve
+from bidscape.llm.params import LLM_CALLS_SCHEMA, STATUSES, LlmProxyParams  # noqa: F401 (STATUSES re-exported)
 from bidscape.llm.prompts import (InvalidReply, Situation, build_messages, number, parse_reply,
                                   reply_json_schema, system_prompt)
 
@@ -57,86 +61,13 @@ log = logging.getLogger("bidscape.llm")
 
 ATTRIBUTES = ("value_scale", "budget")  # what archetypes can be binned by, in label order
 
-STATUSES = ("ok", "cached", "invalid_reply", "backend_error", "budget_exhausted", "replay_miss")
-
-LLM_CALLS_SCHEMA = pa.schema([
-    ("round", pa.int32()),
-    ("population", pa.string()),
-    ("archetype", pa.int32()),  # 0-based, in the order of the bins
-    ("archetype_label", pa.string()),
-    ("members", pa.int64()),
-    ("system", pa.string()),  # the system message
-    ("prompt", pa.string()),  # the user message
-    ("reply", pa.string()),  # the model's raw answer; null when there was none
-    ("multiplier", pa.float64()),  # parsed from the reply; null when invalid or absent
-    ("reason", pa.string()),
-    ("applied_multiplier", pa.float64()),  # what the members bid with: the reply's or the fallback's
-    ("status", pa.string()),  # ok, cached, invalid_reply, backend_error, budget_exhausted, replay_miss
-    ("fallback", pa.bool_()),  # the fallback rule set the multiplier
-    ("detail", pa.string()),  # why it failed, or a cache problem met on the way; else null
-    ("cache_key", pa.string()),  # sha256 of (model, messages, temperature)
-    ("attempts", pa.int32()),  # HTTP requests made for this call, retries included
-    ("latency_ms", pa.float64()),  # wall time of the lookup and call; for information only
-])
-
-
-class LlmProxyParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    base_url: str = Field("http://127.0.0.1:8080/v1", min_length=1,
-                          description="OpenAI-compatible API root; requests go to {base_url}/chat/completions")
-    model: str = Field("local", min_length=1, description="model name sent with each request (part of the cache key)")
-    api_key_env: str = Field("OPENAI_API_KEY", min_length=1,
-                             description="environment variable holding the API key (unset: no key is sent)")
-    temperature: float = Field(0.0, ge=0, le=2, allow_inf_nan=False, description="sampling temperature")
-    timeout_s: float = Field(30.0, gt=0, le=600, allow_inf_nan=False, description="socket timeout per request")
-    retries: int = Field(2, ge=0, le=10, description="retries after a connection error, timeout, HTTP 429 or 5xx")
-    backoff_s: float = Field(0.5, ge=0, le=60, allow_inf_nan=False,
-                             description="wait before the first retry; doubles with each retry")
-    backoff_max_s: float = Field(8.0, ge=0, le=600, allow_inf_nan=False, description="longest wait between retries")
-    max_calls: int = Field(10_000, ge=0, description="network calls allowed in the run (cache hits are free); "
-                           "calls beyond it fall back")
-    concurrency: int = Field(4, ge=1, le=64, description="archetype calls in flight at once")
-    cache_dir: Optional[str] = Field(None, min_length=1, description="folder of the replay cache (none: no cache)")
-    mode: Literal["live", "record", "replay"] = Field(
-        "live", description="live/record: cache hits are served, misses call the server and are stored "
-        "(record needs cache_dir); replay: cache only, a miss falls back")
-    fallback: Literal["keep", "truthful", "pacing"] = Field(
-        "keep", description="multiplier when there is no valid reply: keep the last one, 1.0, or a pacing step")
-    bins: dict[Literal["value_scale", "budget"], Annotated[int, Field(ge=1, le=16)]] = Field(
-        default_factory=lambda: {"value_scale": 2, "budget": 2},
-        description="quantile bins per attribute; archetypes are the non-empty combinations")
-    min_multiplier: float = Field(0.0, ge=0, le=100, allow_inf_nan=False, description="lowest multiplier allowed")
-    max_multiplier: float = Field(2.0, gt=0, le=100, allow_inf_nan=False, description="highest multiplier allowed")
-    initial_multiplier: float = Field(1.0, ge=0, le=100, allow_inf_nan=False,
-                                      description="each archetype's multiplier before the first reply")
-    max_reason_chars: int = Field(200, ge=1, le=4000, description="longest reason accepted")
-    json_mode: Literal["none", "json_object", "json_schema"] = Field(
-        "json_object", description="response_format sent to the server (none for servers without it)")
-    max_tokens: int = Field(256, ge=1, le=100_000, description="max_tokens sent with each request")
-    system_prompt: Optional[str] = Field(None, min_length=1, description="replaces the default system prompt "
-                                         "({low}, {high}, {reason_chars} are filled in)")
-    mechanism: Optional[str] = Field(None, min_length=1, description="mechanism named in prompts when the "
-                                     "engine does not say")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "LlmProxyParams":
-        if self.min_multiplier > self.max_multiplier:
-            raise ValueError(f"min_multiplier {self.min_multiplier:g} is above max_multiplier "
-                             f"{self.max_multiplier:g}; make min_multiplier <= max_multiplier")
-        if not self.min_multiplier <= self.initial_multiplier <= self.max_multiplier:
-            raise ValueError(f"initial_multiplier {self.initial_multiplier:g} is outside [{self.min_multiplier:g}, "
-                             f"{self.max_multiplier:g}]; choose one inside the multiplier bounds")
-        if self.mode in ("record", "replay") and self.cache_dir is None:
-            raise ValueError(f'mode "{self.mode}" needs a cache; set cache_dir = "path/to/cache"')
-        return self
-
 
 @dataclass
 class _Call:
     """One archetype's call in one round, as it goes into ``llm_calls``."""
 
     messages: list[dict[str, str]]
+    request: dict[str, Any]  # what the cache is keyed on
     key: str
     status: str = ""
     reply: Optional[str] = None
@@ -166,18 +97,25 @@ class LlmProxy(Strategy):
         self._last: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None  # spend, wins, value
         self.mechanism_name: Optional[str] = None  # the engine may set this before ``decide``
         self.calls = 0  # network calls made (retries of one call count once)
-        self.counts: Counter[str] = Counter()  # statuses, plus "fallback", "cache_corrupt", "cache_write_error"
+        self.counts: Counter[str] = Counter()  # statuses, plus fallback, cache_corrupt/_outdated/_write_error
         self._client: Optional["ChatClient"] = None
         self._pool: Optional[ThreadPoolExecutor] = None
-        self._cache: Optional[ReplayCache] = ReplayCache(params.cache_dir) if params.cache_dir else None
         self._warned: set[str] = set()
+        self._configure(params)
 
     # ---- the strategy interface ----
     def set_params(self, params: LlmProxyParams) -> None:
         """New settings from an event; archetypes (``bins``) stay as they were at the start."""
         self._close_client()
-        self._cache = ReplayCache(params.cache_dir) if params.cache_dir else None
+        self._configure(params)
         super().set_params(params)
+
+    def _configure(self, params: LlmProxyParams) -> None:
+        """The endpoint (refused before anything is sent if a key would go where the user did not say) and cache."""
+        where = f"populations.{self.agents.name}.params.base_url"
+        self.endpoint: Endpoint = resolve(params.base_url, where, calls=params.mode != "replay")
+        self._cache = ReplayCache(params.cache_dir, params.max_reply_bytes) if params.cache_dir else None
+        self._response_format = _response_format(params)
 
     def decide(self, round_index: int) -> None:
         p = self.params
@@ -275,22 +213,25 @@ class LlmProxy(Strategy):
     # ---- calls: cache, budget, network ----
     def _resolve(self, all_messages: list[list[dict[str, str]]]) -> list[_Call]:
         p = self.params
+        endpoint = p.cache_endpoint or normalized(self.endpoint.base_url)
         calls, pending = [], []
         for messages in all_messages:
             started = time.perf_counter()
-            call = _Call(messages, request_key(p.model, messages, p.temperature))
+            request = cache_request(endpoint, p.model, messages, p.temperature, p.max_tokens, self._response_format)
+            call = _Call(messages, request, request_key(request))
             calls.append(call)
             if self._cache is not None:
-                lookup = self._cache.get(p.model, messages, p.temperature)
+                lookup = self._cache.get(request)
                 if lookup.hit:
                     call.status, call.reply = "cached", lookup.reply
                     self._parse(call)
                     call.latency_ms = (time.perf_counter() - started) * 1e3
                     continue
-                if lookup.corrupt:
-                    self.counts["cache_corrupt"] += 1
-                    call.note(lookup.corrupt)
-                    log.warning("llm_proxy '%s': %s (treated as a miss)", self.agents.name, lookup.corrupt)
+                for kind, problem in (("cache_corrupt", lookup.corrupt), ("cache_outdated", lookup.outdated)):
+                    if problem:
+                        self.counts[kind] += 1
+                        call.note(problem)
+                        self._warn_once(kind, f"{problem} (treated as a miss; later ones are only counted)")
             if p.mode == "replay":
                 call.status = "replay_miss"
                 if call.detail is None:
@@ -316,10 +257,9 @@ class LlmProxy(Strategy):
     def _call(self, client: "ChatClient", call: _Call) -> None:
         from bidscape.llm.client import BackendError
 
-        p = self.params
         started = time.perf_counter()
         try:
-            completion = client.complete(call.messages, p.temperature)
+            completion = client.complete(call.messages, self.params.temperature)
         except BackendError as error:
             call.status, call.attempts = "backend_error", error.attempts
             call.note(f"{error.kind}: {error}")
@@ -327,14 +267,19 @@ class LlmProxy(Strategy):
             call.status = "backend_error"
             call.note(f"client failed: {type(error).__name__}: {error}")
         else:
-            call.status, call.reply, call.attempts = "ok", completion.text, completion.attempts
-            if self._cache is not None:
+            call.attempts = completion.attempts
+            if completion.text is None:
+                call.status = "refused"
+                call.note(f"the model refused: {completion.refusal}")
+            else:
+                call.status, call.reply = "ok", completion.text
+                self._parse(call)
+            if call.status == "ok" and self._cache is not None:  # validated first: the cache holds good replies only
                 try:
-                    self._cache.put(p.model, call.messages, p.temperature, completion.text)
+                    self._cache.put(call.request, call.reply or "")
                 except OSError as error:
                     call.cache_write_failed = True  # counted by the caller, not from this thread
                     call.note(f"cache write failed: {error}")
-            self._parse(call)
         call.latency_ms += (time.perf_counter() - started) * 1e3
 
     def _parse(self, call: _Call) -> None:
@@ -342,26 +287,26 @@ class LlmProxy(Strategy):
         try:
             call.multiplier, call.reason = parse_reply(call.reply or "", p.min_multiplier, p.max_multiplier,
                                                        p.max_reason_chars)
-        except InvalidReply as error:
-            call.note(f"invalid reply: {error}")
+        except Exception as error:  # InvalidReply, or anything the parser did not foresee: never a crash
+            why = str(error) if isinstance(error, InvalidReply) else f"{type(error).__name__}: {error}"
+            call.note(f"invalid reply: {why}")
             call.status = "invalid_reply"
 
     def _connect(self) -> "ChatClient":
         if self._client is None:
             from bidscape.llm.client import ChatClient  # loads http.client and ssl: only when needed
 
-            p = self.params
-            response_format = None
-            if p.json_mode == "json_object":
-                response_format = {"type": "json_object"}
-            elif p.json_mode == "json_schema":
-                response_format = {"type": "json_schema", "json_schema": {
-                    "name": "bid_multiplier", "strict": True,
-                    "schema": reply_json_schema(p.min_multiplier, p.max_multiplier, p.max_reason_chars)}}
-            self._client = ChatClient(p.base_url, p.model, api_key=os.environ.get(p.api_key_env) or None,
-                                      timeout_s=p.timeout_s, retries=p.retries, backoff_s=p.backoff_s,
-                                      backoff_max_s=p.backoff_max_s, max_tokens=p.max_tokens,
-                                      response_format=response_format)
+            p, endpoint = self.params, self.endpoint
+            field = p.token_limit_field
+            if field == "auto":  # local servers all take max_tokens; OpenAI's current name elsewhere
+                field = "max_tokens" if is_loopback(endpoint.base_url) else "max_completion_tokens"
+            self._client = ChatClient(endpoint.base_url, p.model, api_key=endpoint.api_key, timeout_s=p.timeout_s,
+                                      retries=p.retries, backoff_s=p.backoff_s, backoff_max_s=p.backoff_max_s,
+                                      max_tokens=p.max_tokens, token_field=field,
+                                      switch_token_field=p.token_limit_field == "auto",
+                                      response_format=self._response_format, max_reply_bytes=p.max_reply_bytes)
+            log.info("llm_proxy '%s': calls go to %s (%s), %s", self.agents.name, endpoint.base_url, endpoint.source,
+                     f"with the key in {endpoint.key_variable}" if endpoint.api_key else "with no API key")
         return self._client
 
     def _close_client(self) -> None:
@@ -373,10 +318,23 @@ class LlmProxy(Strategy):
             self._client = None
 
     def _warn(self, call: _Call) -> None:
-        if call.status not in self._warned:  # once per kind: a long run must not flood the log
-            self._warned.add(call.status)
-            log.warning("llm_proxy '%s': %s, falling back to '%s' (%s); later ones are only counted",
-                        self.agents.name, call.status, self.params.fallback, call.detail)
+        self._warn_once(call.status, f"{call.status}, falling back to '{self.params.fallback}' ({call.detail}); "
+                        "later ones are only counted")
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:  # once per kind: a long run must not flood the log
+            self._warned.add(kind)
+            log.warning("llm_proxy '%s': %s", self.agents.name, message)
+
+
+def _response_format(p: LlmProxyParams) -> Optional[dict[str, Any]]:
+    if p.json_mode == "json_object":
+        return {"type": "json_object"}
+    if p.json_mode == "json_schema":
+        return {"type": "json_schema", "json_schema": {
+            "name": "bid_multiplier", "strict": True,
+            "schema": reply_json_schema(p.min_multiplier, p.max_multiplier, p.max_reason_chars)}}
+    return None
 
 
 def archetypes(agents: PopulationView, bins: dict[str, int]) -> tuple[np.ndarray, list[str]]:

@@ -1,7 +1,10 @@
 """Language-model plumbing for the experimental ``llm_proxy`` strategy.
 
-- ``client``: an OpenAI-compatible chat-completions client (standard library HTTP).
+- ``client``: an OpenAI-compatible chat-completions client (standard library HTTP), each
+  call bounded in time and size.
+- ``endpoint``: where calls go and when the API key goes with them (``user_base_url``).
 - ``cache``: the on-disk replay cache (atomic writes, corrupt entries are misses).
+- ``params``: the ``llm_proxy`` params and the ``llm_calls`` table schema.
 - ``prompts``: archetype situations rendered as deterministic prompts, the reply schema.
 - ``testing``: a tiny local chat-completions server for tests, benchmarks and demos.
 
@@ -13,7 +16,8 @@ from importlib import import_module
 
 _EXPORTS = {
     "BackendError": "client", "ChatClient": "client", "Completion": "client",
-    "Lookup": "cache", "ReplayCache": "cache", "request_key": "cache",
+    "Lookup": "cache", "ReplayCache": "cache", "cache_request": "cache", "request_key": "cache",
+    "Endpoint": "endpoint", "api_key": "endpoint", "resolve": "endpoint", "user_base_url": "endpoint",
     "DEFAULT_SYSTEM_PROMPT": "prompts", "InvalidReply": "prompts", "Situation": "prompts",
     "build_messages": "prompts", "parse_reply": "prompts", "render_user_prompt": "prompts",
     "reply_json_schema": "prompts", "reply_model": "prompts", "system_prompt": "prompts",

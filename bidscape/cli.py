@@ -72,8 +72,11 @@ def run(
 ) -> None:
     """Run one scenario (an auction market, or a market game with a `market_game` table) and write its output folder."""
     settings = list(overrides or []) + ([f"run.seed={seed}"] if seed is not None else [])
+    from bidscape.llm.endpoint import user_base_url  # the user's endpoint reaches llm_proxy, not the scenario
+
     if resume is not None:
-        _resume(resume, scenario_file, out, settings, overwrite, quiet)
+        with user_base_url(llm_base_url):
+            _resume(resume, scenario_file, out, settings, overwrite, quiet)
         return
     if scenario_file is None:
         raise InputError(Problem("SCENARIO.toml", "no scenario file given",
@@ -94,8 +97,6 @@ def run(
     scenario = Scenario.from_toml(scenario_file, settings)
     console.print(f"[bold]{escape(scenario.run.name)}[/]: {_describe(scenario)}")
     _check_size(scenario, size_check)
-    from bidscape.llm.endpoint import user_base_url  # the user's endpoint reaches llm_proxy, not the scenario
-
     with user_base_url(llm_base_url):
         _run(scenario, out, overwrite, quiet)
 

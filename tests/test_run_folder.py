@@ -221,11 +221,14 @@ def test_a_full_disk_leaves_no_temporary_manifest_and_says_so(write_scenario, tm
     folder = tmp_path / "out"
     fail_in_round(monkeypatch, 1, RuntimeError("broke in round 1"))
     write_text = Path.write_text
+    writes = []
 
-    def full_disk(self, *args, **kwargs):
-        if self.name == "manifest.json.tmp" and manifest(self.with_name("manifest.json")).get("rounds_done", 0) >= 1:
-            write_text(self, "{partial", encoding="utf-8")
-            raise OSError(errno.ENOSPC, "No space left on device")
+    def full_disk(self, *args, **kwargs):  # the disk fills up after the run has started
+        if self.name == "manifest.json.tmp":
+            writes.append(self)
+            if len(writes) > 1:
+                write_text(self, "{partial", encoding="utf-8")
+                raise OSError(errno.ENOSPC, "No space left on device")
         return write_text(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "write_text", full_disk)
@@ -306,7 +309,10 @@ def _wait_for(condition, timeout: float = 60.0) -> None:
 
 # ---- resume: an interrupted run finishes in its folder, as if it had never stopped ----
 
-RESUMABLE = SLOW_ROUNDS.replace("rounds = 2000", "rounds = 60").replace('name = "slow"', 'name = "resumable"')
+# Rounds of ~20 ms, so that the manifest (which records progress every half second) is seen
+# mid-run, and the whole run takes a few seconds.
+RESUMABLE = (SLOW_ROUNDS.replace("rounds = 2000", "rounds = 100").replace('name = "slow"', 'name = "resumable"')
+             .replace("auctions_per_round = 50000", "auctions_per_round = 400000"))
 
 
 @pytest.mark.parametrize("stop", ["SIGKILL", "SIGTERM"])
@@ -320,7 +326,7 @@ def test_a_resumed_run_ends_byte_identical_to_an_uninterrupted_one(stop, write_s
     writer.send_signal(getattr(signal, stop))
     writer.wait()
     stopped = manifest(folder)
-    assert 3 <= stopped["rounds_done"] < 60 and run_state(folder).interrupted
+    assert 3 <= stopped["rounds_done"] < 100 and run_state(folder).interrupted
     result = bidscape_cli("run", "--resume", folder, "-q")
     assert result.returncode == 0, result.stderr
     resumed = bidscape.Run(folder)

@@ -2,5 +2,7 @@
 
 from bidscape.outputs.lock import FolderLock, FolderLocked, is_locked
 from bidscape.outputs.manifest import MANIFEST_FILE, RunManifest, RunState, run_state
+from bidscape.outputs.tables import read_table, seal
 
-__all__ = ["FolderLock", "FolderLocked", "MANIFEST_FILE", "RunManifest", "RunState", "is_locked", "run_state"]
+__all__ = ["FolderLock", "FolderLocked", "MANIFEST_FILE", "RunManifest", "RunState", "is_locked", "read_table",
+           "run_state", "seal"]

@@ -65,9 +65,10 @@ def read_table(path: str | Path, rows: Optional[int] = None) -> pa.Table:
     return table if rows is None else table.slice(0, rows)
 
 
-def seal(path: Path, rows: Optional[int] = None) -> int:
+def seal(path: str | Path, rows: Optional[int] = None) -> int:
     """Rewrite the unsealed table at ``path`` as an IPC file of its first ``rows`` rows
     (all whole batches when None), atomically, batch by batch; return the rows kept."""
+    path = Path(path)
     part = path.with_name(f".{path.name}.part")
     schema, batches = whole_batches(path)
     kept = 0

@@ -20,25 +20,32 @@ import tomllib
 import typing
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Optional, TypeVar
+from typing import Annotated, Any, Callable, Literal, Optional, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bidscape import limits
 from bidscape.errors import InputError, Problem, did_you_mean
-from bidscape.markets.distributions import (DISTRIBUTION_NAMES, Constant, Distribution,
-                                            reject_coerced_numbers)
+from bidscape.markets.distributions import DISTRIBUTION_NAMES, Constant, Distribution
+from bidscape.names import RunName
+from bidscape.toml_files import read_toml  # noqa: F401  (re-exported: the TOML documents' reader)
+
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False), limits.amount()]
+Rounds = Annotated[int, Field(ge=1), limits.at_most(limits.MAX_ROUNDS, "round numbers are 32-bit integers")]
+Auctions = Annotated[int, Field(ge=1), limits.at_most(limits.MAX_AUCTIONS_PER_ROUND, "counts must stay exact")]
+Ctrs = Annotated[list[float], Field(min_length=1, max_length=limits.MAX_SLOTS)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    _numbers_only = field_validator("*", mode="before")(classmethod(reject_coerced_numbers))
+    # strict: numbers must be numbers, true/false booleans (pydantic would read "yes" as true, "10" as 10)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
 class RunSection(_Section):
-    name: str = Field("run", min_length=1)
+    name: RunName = "run"
     seed: int = Field(0, ge=0)
-    rounds: int = Field(24, ge=1)
-    auctions_per_round: int = Field(100_000, ge=1)
+    rounds: Rounds = 24
+    auctions_per_round: Auctions = 100_000
     record_agents: Literal["agent", "population", "none"] = "agent"
     auction_sample_rate: float = Field(0.001, ge=0, le=1)
     experimental: bool = False  # allow strategies marked experimental (e.g. llm_proxy)
@@ -46,9 +53,9 @@ class RunSection(_Section):
 
 class MechanismSection(_Section):
     type: str = "second_price"
-    reserve: float = Field(0.0, ge=0, allow_inf_nan=False)
-    soft_floor: float = Field(0.0, ge=0, allow_inf_nan=False)
-    slot_ctrs: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
+    reserve: Amount = 0.0
+    soft_floor: Amount = 0.0
+    slot_ctrs: Ctrs = Field(default_factory=lambda: [1.0])
     pricing: Literal["click", "impression"] = "click"
 
     @field_validator("slot_ctrs")
@@ -64,9 +71,9 @@ class MechanismOverrides(_Section):
     """A channel's changes to ``[mechanism]``: unset fields follow the scenario's mechanism."""
 
     type: Optional[str] = None
-    reserve: Optional[float] = Field(None, ge=0, allow_inf_nan=False)
-    soft_floor: Optional[float] = Field(None, ge=0, allow_inf_nan=False)
-    slot_ctrs: Optional[list[float]] = Field(None, min_length=1)
+    reserve: Optional[Amount] = None
+    soft_floor: Optional[Amount] = None
+    slot_ctrs: Optional[Ctrs] = None
     pricing: Optional[Literal["click", "impression"]] = None
 
     _ctrs = field_validator("slot_ctrs")(classmethod(lambda cls, v: v if v is None
@@ -86,7 +93,7 @@ class MarketSection(_Section):
 
 class Population(_Section):
     name: str = Field(min_length=1)
-    size: int = Field(ge=1)
+    size: Annotated[int, Field(ge=1), limits.at_most(limits.MAX_AGENTS, "more agents than any machine holds")]
     strategy: str
     values: Distribution
     value_scale: Distribution = Constant(dist="constant", value=1.0)
@@ -110,7 +117,7 @@ class Channel(_Section):
     """An exchange with its own mechanism, reserve and traffic; unset fields follow the top level."""
 
     name: str = Field(min_length=1)
-    auctions_per_round: Optional[int] = Field(None, ge=1)
+    auctions_per_round: Optional[Auctions] = None
     bidders_per_auction: Optional[int | Literal["all"]] = None
     populations: Optional[list[str]] = Field(None, min_length=1)
     mechanism: MechanismOverrides = Field(default_factory=MechanismOverrides)
@@ -181,8 +188,8 @@ class Scenario(TomlDocument, _Section):
     run: RunSection = Field(default_factory=RunSection)
     mechanism: MechanismSection = Field(default_factory=MechanismSection)
     market: MarketSection = Field(default_factory=MarketSection)
-    populations: list[Population] = Field(min_length=1)
-    channels: list[Channel] = Field(default_factory=list)
+    populations: list[Population] = Field(min_length=1, max_length=limits.MAX_CODES)
+    channels: list[Channel] = Field(default_factory=list, max_length=limits.MAX_CODES)
     events: list[Event] = Field(default_factory=list)
 
     @classmethod
@@ -215,22 +222,7 @@ class Scenario(TomlDocument, _Section):
     def strategy_params(self, population: Population) -> BaseModel:
         from bidscape.bidders import STRATEGIES
 
-        return STRATEGIES.get(population.strategy).Params.model_validate(population.params)
-
-
-def read_toml(path: str | Path, kind: str = "scenario file",
-              examples: str = "example scenarios are in data/scenarios/") -> tuple[dict[str, Any], str]:
-    """A TOML file's raw tables and its name for messages; unreadable files are InputErrors."""
-    path = Path(path)
-    source = str(path)
-    if not path.is_file():
-        raise InputError(Problem("", f"{kind} '{path}' does not exist", f"check the path ({examples})"))
-    try:
-        return tomllib.loads(path.read_text()), source
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(Problem("", f"not valid TOML ({error})", "fix the syntax there"), source) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(Problem("", f"cannot read the file ({error})", "check the file"), source) from None
+        return STRATEGIES.get(population.strategy).Params.model_validate(population.params, strict=True)
 
 
 # ---- overrides (`--set key.path=value`, `[[events]] set = {...}`) ----
@@ -329,7 +321,7 @@ def _check_semantics(scenario: Scenario) -> list[Problem]:
             continue
         strategy = STRATEGIES.get(population.strategy)
         try:
-            strategy.Params.model_validate(population.params)
+            strategy.Params.model_validate(population.params, strict=True)
         except ValidationError as error:
             problems.extend(problems_from(error, population.params, prefix=f"{where}.params",
                                            model=strategy.Params))
@@ -393,6 +385,7 @@ def _check_events(scenario: Scenario) -> list[Problem]:
     problems: list[Problem] = []
     raw = scenario.to_dict()
     raw["events"] = []
+    before = scenario  # the settings as the events so far left them
     order = sorted(range(len(scenario.events)), key=lambda i: scenario.events[i].at_round)
     for i in order:
         event = scenario.events[i]
@@ -411,11 +404,24 @@ def _check_events(scenario: Scenario) -> list[Problem]:
             except InputError as error:
                 problems.extend(Problem(f'events[{i}].set."{path}"', p.message, p.fix) for p in error.problems)
         try:
-            Scenario.from_dict(copy.deepcopy(raw))
+            after = Scenario.from_dict(copy.deepcopy(raw))
         except InputError as error:
             problems.extend(Problem(f"events[{i}] (at round {event.at_round}): {p.path}", p.message, p.fix)
                             for p in error.problems)
+            continue
+        problems.extend(_param_change_problems(before, after, f"events[{i}] (at round {event.at_round})"))
+        before = after
     return problems
+
+
+def _param_change_problems(before: Scenario, after: Scenario, where: str) -> list[Problem]:
+    """What strategies cannot change mid-run (``Strategy.change_problems``), found before the run."""
+    from bidscape.bidders import STRATEGIES
+
+    changed = [p for p, (old, new) in enumerate(zip(before.populations, after.populations)) if old.params != new.params]
+    return [problem for p in changed for problem in STRATEGIES.get(after.populations[p].strategy).change_problems(
+        before.strategy_params(before.populations[p]), after.strategy_params(after.populations[p]),
+        f"{where}: populations[{p}].params")]
 
 
 def _with_resolved_params(scenario: Scenario) -> Scenario:

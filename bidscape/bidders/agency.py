@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from bidscape import limits
 from bidscape.bidders.base import PopulationView, Strategy
 from bidscape.errors import InputError, Problem
 
@@ -36,7 +37,8 @@ from bidscape.errors import InputError, Problem
 class AgencyParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     clients_per_agency: int = Field(2, ge=1, description="clients per agency (consecutive agents)")
-    multiplier: float = Field(1.0, ge=0, allow_inf_nan=False, description="each client bids multiplier x value")
+    multiplier: limits.Multiplier = Field(1.0, ge=0, allow_inf_nan=False,
+                                          description="each client bids multiplier x value")
     coordinate: bool = Field(True, description="false: clients bid independently (the benchmark)")
 
 

@@ -93,6 +93,20 @@ class Strategy:
         """Problems (``bidscape.errors.Problem``) with using this strategy for population ``index``."""
         return []
 
+    @classmethod
+    def bytes_per_agent(cls, params: BaseModel, channels: int) -> int:
+        """Memory this strategy keeps per agent, for the size estimate (``bidscape.sizing``): a few
+        float64 arrays by default (pacing keeps three)."""
+        return 64
+
+    @classmethod
+    def change_problems(cls, old: BaseModel, new: BaseModel, where: str) -> list:
+        """Problems with an event changing this strategy's parameters from ``old`` to ``new`` mid-run.
+
+        Checked when the scenario is validated, so ``set_params`` never meets them in a run.
+        """
+        return []
+
     def __init__(self, params: BaseModel, agents: PopulationView, rng: np.random.Generator):
         self.params = params
         self.agents = agents

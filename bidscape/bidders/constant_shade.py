@@ -10,12 +10,13 @@ symmetric equilibrium of the first-price auction.
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bidscape import limits
 from bidscape.bidders.base import Strategy
 
 
 class ConstantShadeParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    multiplier: float = Field(ge=0, allow_inf_nan=False, description="bid = multiplier x value")
+    multiplier: limits.Multiplier = Field(ge=0, allow_inf_nan=False, description="bid = multiplier x value")
 
 
 class ConstantShade(Strategy):

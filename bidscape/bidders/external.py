@@ -22,13 +22,14 @@ from typing import Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from bidscape import limits
 from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
 
 
 class ExternalParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    multiplier: float = Field(1.0, ge=0, allow_inf_nan=False,
-                              description="bid = multiplier x value for agents not set from outside")
+    multiplier: limits.Multiplier = Field(1.0, ge=0, allow_inf_nan=False,
+                                          description="bid = multiplier x value for agents not set from outside")
 
 
 class External(Strategy):

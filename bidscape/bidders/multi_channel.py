@@ -24,13 +24,15 @@ every channel tried, so a channel that gets better is found again.
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from bidscape import limits
 from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
 from bidscape.errors import Problem
 
 
 class MultiChannelParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    multiplier: float = Field(1.0, ge=0, allow_inf_nan=False, description="bid = multiplier x value in every channel")
+    multiplier: limits.Multiplier = Field(1.0, ge=0, allow_inf_nan=False,
+                                          description="bid = multiplier x value in every channel")
     step: float = Field(0.3, gt=0, le=10, allow_inf_nan=False, description="exponentiated-gradient step")
     explore: float = Field(0.05, ge=0, le=1, allow_inf_nan=False, description="share spread evenly over channels")
     used: float = Field(0.95, gt=0, le=1, allow_inf_nan=False,
@@ -49,6 +51,10 @@ class MultiChannel(Strategy):
         self.channels = len(agents.channel_names)
         self.share = np.full((agents.size, self.channels), 1.0 / self.channels)
         self.allotted = np.zeros((self.channels, agents.size))
+
+    @classmethod
+    def bytes_per_agent(cls, params: MultiChannelParams, channels: int) -> int:
+        return 64 + 32 * channels  # budget shares and allotments per channel
 
     @classmethod
     def scenario_problems(cls, scenario, index: int, where: str) -> list[Problem]:

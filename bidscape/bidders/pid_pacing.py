@@ -57,12 +57,12 @@ into auctions alike), so the state stays at a few arrays per agent.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bidscape import limits
 from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
 
 
@@ -74,23 +74,18 @@ class PidPacingParams(BaseModel):
     ki: float = Field(0.1, ge=0, le=10, allow_inf_nan=False, description="integral gain")
     kd: float = Field(0.0, ge=0, le=10, allow_inf_nan=False,
                       description="derivative gain (on the last round's spend-rate error)")
-    initial_multiplier: float = Field(1.0, gt=0, allow_inf_nan=False,
-                                      description="multiplier of the first round, and the controller's base")
-    min_multiplier: float = Field(0.0, ge=0, allow_inf_nan=False, description="lower bound of the multiplier")
-    max_multiplier: float = Field(1.0, gt=0, allow_inf_nan=False, description="upper bound of the multiplier")
+    initial_multiplier: limits.Multiplier = Field(
+        1.0, gt=0, allow_inf_nan=False, description="multiplier of the first round, and the controller's base")
+    min_multiplier: limits.Multiplier = Field(0.0, ge=0, allow_inf_nan=False,
+                                              description="lower bound of the multiplier")
+    max_multiplier: limits.Multiplier = Field(1.0, gt=0, allow_inf_nan=False,
+                                              description="upper bound of the multiplier")
     spend_elasticity: float = Field(3.0, gt=0, le=20, allow_inf_nan=False,
                                     description="assumed d log(spend) / d log(multiplier), to price a round's overspend")
     plan_rate: float = Field(0.5, ge=0, le=1, allow_inf_nan=False,
                              description="how far each day moves the plan towards the one today's prices imply")
     uniform_weight: float = Field(0.05, ge=0, le=1, allow_inf_nan=False,
                                   description="weight of the uniform plan mixed into the learned one")
-
-    @field_validator("rounds_per_day", mode="before")
-    @classmethod
-    def _integer(cls, value: Any) -> Any:
-        if isinstance(value, (bool, str, float)):  # pydantic would read true as 1, 24.0 as 24
-            raise PydanticCustomError("int_type", "Input should be a valid integer")
-        return value
 
     @model_validator(mode="after")
     def _bounds(self) -> "PidPacingParams":

@@ -53,6 +53,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from bidscape import limits
 from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
 
 
@@ -70,8 +71,8 @@ class DualParams(BaseModel):
                               description="starting mu of agents with a budget (0: budget not yet binding)")
     lambda_max: float = Field(100.0, gt=0, allow_inf_nan=False, description="upper bound of lambda")
     mu_max: float = Field(100.0, gt=0, allow_inf_nan=False, description="upper bound of mu")
-    max_multiplier: float = Field(10.0, gt=0, allow_inf_nan=False,
-                                  description="cap on bid / value (reached when neither constraint binds)")
+    max_multiplier: limits.Multiplier = Field(10.0, gt=0, allow_inf_nan=False,
+                                              description="cap on bid / value (reached when neither constraint binds)")
     replan: bool = Field(True, description="make up RoS deficits and budget left over the rounds left "
                                            "(false: the paper's fixed per-round targets)")
 

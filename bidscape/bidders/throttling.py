@@ -22,12 +22,14 @@ auction and is a fair comparison for pacing.
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from bidscape import limits
 from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
 
 
 class ThrottlingParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    multiplier: float = Field(1.0, ge=0, allow_inf_nan=False, description="bid = multiplier x value when taking part")
+    multiplier: limits.Multiplier = Field(1.0, ge=0, allow_inf_nan=False,
+                                          description="bid = multiplier x value when taking part")
     step: float = Field(0.5, gt=0, le=1, allow_inf_nan=False, description="relative step of the participation update")
     initial: float = Field(1.0, gt=0, le=1, allow_inf_nan=False, description="starting participation probability")
     p_min: float = Field(0.001, ge=0, le=1, allow_inf_nan=False, description="lowest participation probability")

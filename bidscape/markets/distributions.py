@@ -16,28 +16,17 @@ from statistics import NormalDist
 from typing import Annotated, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bidscape.limits import AMOUNT_REASON, LOGNORMAL_TAIL_Z, MAX_AMOUNT, amount, exp_text
 
 QUANTILE_INTERVALS = 2048
 _STANDARD_NORMAL = NormalDist()
 
 
-def reject_coerced_numbers(cls: type[BaseModel], value: object, info: ValidationInfo) -> object:
-    """Numbers must be written as numbers: pydantic would read ``true`` as 1 and ``"10"`` as 10."""
-    field = cls.model_fields.get(info.field_name or "")
-    annotation = field.annotation if field is not None else None
-    if annotation in (int, float) and isinstance(value, (bool, str)):
-        if annotation is int:
-            raise PydanticCustomError("int_type", "Input should be a valid integer")
-        raise PydanticCustomError("float_type", "Input should be a valid number")
-    return value
-
-
 class _Dist(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-    _numbers_only = field_validator("value", "low", "high", "mean_", "sigma", mode="before",
-                                    check_fields=False)(classmethod(reject_coerced_numbers))
+    # strict: numbers must be written as numbers (pydantic would read true as 1 and "10" as 10)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         raise NotImplementedError
@@ -53,7 +42,7 @@ class Constant(_Dist):
     """Every draw is ``value``."""
 
     dist: Literal["constant"]
-    value: float = Field(ge=0)
+    value: Annotated[float, Field(ge=0), amount()]
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return np.full(size, float(self.value))
@@ -69,8 +58,8 @@ class Uniform(_Dist):
     """Uniform on ``[low, high]``."""
 
     dist: Literal["uniform"]
-    low: float = Field(ge=0)
-    high: float = Field(ge=0)
+    low: Annotated[float, Field(ge=0), amount()]
+    high: Annotated[float, Field(ge=0), amount()]
 
     @model_validator(mode="after")
     def _ordered(self) -> "Uniform":
@@ -94,7 +83,31 @@ class LogNormal(_Dist):
     dist: Literal["lognormal"]
     mean_: float = Field(alias="mean", default=0.0)
     sigma: float = Field(ge=0, default=1.0)
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False, strict=True)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "LogNormal":
+        top = self.log_largest()
+        if top > math.log(MAX_AMOUNT):
+            room = math.log(MAX_AMOUNT) - (top - self.mean_)  # the largest mean with this sigma
+            fix = f"use mean <= {room:.3g} with sigma = {self.sigma:g}" if room > -50 else "use a smaller sigma"
+            raise ValueError(
+                f"lognormal(mean = {self.mean_:g}, sigma = {self.sigma:g}) gives amounts up to "
+                f"{exp_text(top)}, above {MAX_AMOUNT:g}, the largest allowed ({AMOUNT_REASON}); "
+                f"{fix} (mean = 0, sigma = 1 gives amounts around 1)")
+        return self
+
+    def log_largest(self) -> float:
+        """The log of the largest amount it gives in practice: the larger of its one-in-1e17 draw
+        (``sample``) and the top of its quantile table (``quantile_table``, which closes the tail
+        at twice its mean); in logs, so that nothing overflows here."""
+        mu, s = self.mean_, self.sigma
+        draw = mu + LOGNORMAL_TAIL_Z * s
+        if s == 0:
+            return draw
+        z = _STANDARD_NORMAL.inv_cdf(1.0 - 1.0 / QUANTILE_INTERVALS)
+        tail = math.log(2 * QUANTILE_INTERVALS) + mu + 0.5 * s * s + math.log(_STANDARD_NORMAL.cdf(s - z))
+        return max(draw, tail)
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.lognormal(self.mean_, self.sigma, size)

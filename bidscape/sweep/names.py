@@ -12,11 +12,10 @@ import re
 from typing import Any
 
 from bidscape.errors import InputError, Problem
+from bidscape.names import MAX_NAME as _MAX_NAME, SAFE_NAME as _SAFE_NAME
 
 RESERVED_NAMES = ("sweep.json", "index.arrow", "index.csv")  # files of the sweep folder
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=,+-]*")
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._+-]")
-_MAX_NAME = 120
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._+-]")  # in grid labels, where = and , separate
 
 
 def check_variant_names(names: list[str], where: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,11 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bidscape import limits
 from bidscape.errors import InputError, Problem
-from bidscape.scenario import Scenario, read_toml, validated
+from bidscape.names import MAX_NAME, RULE, FolderName, name_problem, safe_folder_name
+from bidscape.scenario import Scenario, validated
+from bidscape.toml_files import read_toml
 from bidscape.sweep.names import check_variant_names, grid_names
 
 _SECTIONS = ("run", "mechanism", "market")
@@ -31,11 +35,11 @@ _SECTIONS = ("run", "mechanism", "market")
 # ---- the file, as pydantic models (unknown keys rejected, like scenario files) ----
 
 class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # numbers are numbers, strings strings
 
 
 class SweepTable(_Table):
-    name: Optional[str] = Field(None, min_length=1)
+    name: Optional[FolderName] = None  # the sweep folder's name (default: the file's name)
     scenario: str = Field(min_length=1)
     seeds: list[int]
     set: dict[str, Any] = Field(default_factory=dict)
@@ -65,6 +69,9 @@ def parse_seeds(value: Any) -> list[int]:
     if whole(value):
         if value < 1:
             raise ValueError(f"a seed count must be at least 1 (got {value}); write e.g. seeds = 4 (seeds 1..4)")
+        if value > limits.MAX_SWEEP_RUNS:
+            raise ValueError(f"a seed count must be at most {limits.MAX_SWEEP_RUNS} (one run folder each; got "
+                             f"{value}); write fewer seeds, e.g. seeds = 20")
         return list(range(1, value + 1))
     if isinstance(value, list):
         if not value:
@@ -123,6 +130,11 @@ class SweepSpec:
         if not variants:
             raise InputError(Problem("variants", "a sweep needs at least one variant",
                                      'give e.g. {"baseline": {}}'))
+        check_sweep_size(len(variants), len(seeds), "variants")
+        problem = name_problem(name)
+        if problem:  # the name is the default sweep folder's (runs/NAME)
+            raise InputError(Problem("sweep.name", f"{problem} (got {name!r})",
+                                     RULE.format(max=MAX_NAME) + ', e.g. name = "reserve-sweep"'))
         check_variant_names(list(variants), "variants")
         for variant_name, overrides in variants.items():
             check_overrides(overrides, f'variant "{variant_name}"')
@@ -175,13 +187,12 @@ def load_sweep(path: str | Path) -> SweepSpec:
                                  f'quote dotted keys: "{key}.{inner}" = [...], not {key}.{inner} = [...]'), source)
     parsed = validated(SweepFile, raw, source, _check_shape)
     table = parsed.sweep
-    name = table.name or path.stem
+    name = table.name or safe_folder_name(path.stem, "sweep")
+    if parsed.grid is not None:  # before the grid's points are listed
+        check_sweep_size(math.prod(len(values) for values in parsed.grid.values()), len(table.seeds), "grid", source)
     scenario_path = Path(table.scenario)
     if not scenario_path.is_absolute():
         scenario_path = path.parent / scenario_path
-    if not scenario_path.is_file():
-        raise InputError(Problem("sweep.scenario", f"scenario file '{scenario_path}' does not exist",
-                                 "write its path relative to the sweep file's folder"), source)
     scenario = _read_scenario(scenario_path, source)
     if parsed.grid is not None:
         keys = list(parsed.grid)
@@ -196,7 +207,11 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
 
 def _read_scenario(path: Path, source: str) -> Scenario:
-    raw, scenario_source = read_toml(path)
+    try:
+        raw, scenario_source = read_toml(path, examples="write its path relative to the sweep file's folder",
+                                         field="sweep.scenario")
+    except InputError as error:
+        raise InputError(error.problems, error.source or source) from None
     if "market_game" in raw:
         raise InputError(Problem("sweep.scenario", f"'{path}' is a market game; sweeps run auction scenarios",
                                  "sweep an auction scenario (one with [[populations]])"), source)
@@ -241,6 +256,15 @@ def _check_shape(parsed: SweepFile) -> list[Problem]:
         for i, variant in enumerate(parsed.variants):
             problems.extend(_override_problems(variant.set, f"variants[{i}].set"))
     return problems
+
+
+def check_sweep_size(variants: int, seeds: int, where: str, source: str = "") -> None:
+    """At most ``MAX_SWEEP_RUNS`` runs (one folder each), checked before any is listed."""
+    runs = variants * seeds
+    if runs > limits.MAX_SWEEP_RUNS:
+        raise InputError(Problem(where, f"{variants:,} variant(s) x {seeds:,} seed(s) = {runs:,} runs, more than "
+                                 f"the {limits.MAX_SWEEP_RUNS:,} a sweep may hold (one run folder each)",
+                                 "sweep fewer values or seeds, or split the sweep into several files"), source)
 
 
 def check_overrides(overrides: dict[str, Any], where: str) -> None:

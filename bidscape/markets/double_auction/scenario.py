@@ -43,45 +43,48 @@ bidscape.errors.InputError: scenario is invalid:
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
-from bidscape.errors import Problem, did_you_mean
-from bidscape.markets.distributions import Distribution, reject_coerced_numbers
+from bidscape import limits
+from bidscape.errors import InputError, Problem, did_you_mean
+from bidscape.markets.distributions import Distribution
 from bidscape.markets.double_auction.traders import STRATEGIES
-from bidscape.scenario import TomlDocument, validated
+from bidscape.names import RunName
+from bidscape.scenario import Amount, Auctions, Rounds, TomlDocument, validated
+from bidscape.toml_files import read_toml
 
 MECHANISM_NAMES = ("continuous", "call")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    _numbers_only = field_validator("*", mode="before")(classmethod(reject_coerced_numbers))
+    # strict: numbers must be numbers (pydantic would read true as 1 and "10" as 10)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class GameRun(_Section):
-    name: str = Field("market_game", min_length=1)
+    name: RunName = "market_game"
     seed: int = Field(0, ge=0)
-    rounds: int = Field(10, ge=1)
+    rounds: Rounds = 10
 
 
 class MarketGame(_Section):
     mechanism: Literal["continuous", "call"] = "continuous"
-    steps_per_round: int = Field(2000, ge=1)  # continuous: order submissions per period
-    calls_per_round: int = Field(1, ge=1)  # call: clearings per period (fresh orders for units left)
-    price_low: float = Field(1.0, ge=0)
-    price_high: float = Field(200.0, ge=0)
+    steps_per_round: Auctions = 2000  # continuous: order submissions per period
+    calls_per_round: Auctions = 1  # call: clearings per period (fresh orders for units left)
+    price_low: Amount = 1.0
+    price_high: Amount = 200.0
 
 
 class TraderGroup(_Section):
     name: str = Field(min_length=1)
     side: Literal["buy", "sell"]
-    count: int = Field(ge=1)
-    units: int = Field(1, ge=1)
+    count: Annotated[int, Field(ge=1), limits.at_most(limits.MAX_AGENTS, "more traders than any machine holds")]
+    units: Annotated[int, Field(ge=1), limits.at_most(limits.MAX_UNITS, "each trader's values are a row of "
+                                                                        "the value table")] = 1
     # a distribution, or an explicit list (kept as a list[float] or list[list[float]])
     values: Distribution
     strategy: str = "zi_c"
@@ -152,8 +155,8 @@ def is_market_game(raw: dict[str, Any]) -> bool:
 def is_market_game_file(path: str | Path) -> bool:
     """Whether ``path`` is a readable TOML file with a ``[market_game]`` table (False otherwise)."""
     try:
-        return is_market_game(tomllib.loads(Path(path).read_text()))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return is_market_game(read_toml(path)[0])
+    except InputError:  # reported when the file is read as a scenario
         return False
 
 
@@ -176,6 +179,9 @@ def _explicit_values(items: list[Any]) -> list[Any]:
                 raise ValueError(f"{where} is {x!r}, not a number; write numbers, e.g. [120, 90, 60]")
             if not math.isfinite(x) or x < 0:
                 raise ValueError(f"{where} is {x!r}; values and costs must be finite and >= 0")
+            if x > limits.MAX_AMOUNT:
+                raise ValueError(f"{where} is {x!r}, above {limits.MAX_AMOUNT:g}, the largest allowed "
+                                 f"({limits.AMOUNT_REASON}); use values <= {limits.MAX_AMOUNT:g}")
     return [[float(x) for x in row] for row in items] if nested else [float(x) for x in items]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 import bidscape  # noqa: E402
-from bidscape import analysis  # noqa: E402
+from bidscape import analysis, processes  # noqa: E402
 from bidscape.dashboards import APP  # noqa: E402
 from bidscape.dashboards import data  # noqa: E402
 from bidscape.dashboards.cli import dashboard, streamlit_command  # noqa: E402
@@ -89,8 +90,9 @@ def make_root(root: Path, old: bool = True) -> Path:
                  "status": "failed", "wall_seconds": None, "error": "RuntimeError: boom", "mechanism.reserve": 0.6})
     failed = sweep / "reserve=0.6" / "seed-1"
     failed.mkdir(parents=True)
-    (failed / "manifest.json").write_text(json.dumps({"status": "failed", "seed": 1,
-                                                      "error": {"type": "RuntimeError", "message": "boom"}}))
+    failed_manifest = {**result.manifest, "status": "failed", "seed": 1, "summary": None,
+                       "error": {"type": "RuntimeError", "message": "boom"}}
+    (failed / "manifest.json").write_text(json.dumps(failed_manifest))
     pl.DataFrame(rows).write_ipc(sweep / "index.arrow")
     (sweep / "sweep.json").write_text(json.dumps({"name": "reserve", "swept_keys": ["mechanism.reserve"]}))
     if old:
@@ -398,13 +400,14 @@ def test_command_runs_streamlit_on_the_folder(root, monkeypatch):
             return 0
 
     monkeypatch.setattr(cli.subprocess, "Popen", Process)
+    monkeypatch.setattr(cli, "check_address", lambda host, port: None)  # whether 8765 is free here does not matter
     result = CliRunner().invoke(_app(), [str(root), "--port", "8765"])
     assert result.exit_code == 0, result.output
     command, env = calls[0]
-    assert command[1:5] == ["-m", "streamlit", "run", str(APP)]
+    assert command[1:6] == ["-m", "bidscape.processes", "streamlit", "run", str(APP)]  # ends with this process
     assert command[command.index("--server.port") + 1] == "8765"
     assert command[-2:] == ["--root", str(root.resolve())]
-    assert env[data.ROOT_ENV] == str(root.resolve())
+    assert env[data.ROOT_ENV] == str(root.resolve()) and env[processes.PARENT_ENV] == str(os.getpid())
     assert streamlit_command(root)[-1] == str(root)
 
 

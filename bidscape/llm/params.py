@@ -13,7 +13,7 @@ STATUSES = ("ok", "cached", "invalid_reply", "refused", "backend_error", "budget
 
 LLM_CALLS_SCHEMA = pa.schema([
     ("round", pa.int32()),
-    ("population", pa.string()),
+    ("population", pa.dictionary(pa.int16(), pa.string())),  # as in every other table of the run folder
     ("archetype", pa.int32()),  # 0-based, in the order of the bins
     ("archetype_label", pa.string()),
     ("members", pa.int64()),

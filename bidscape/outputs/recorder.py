@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import pyarrow as pa
 
 from bidscape.outputs.folder import RunFolder
@@ -21,7 +22,7 @@ _NAME = pa.dictionary(pa.int16(), pa.string())  # population and channel names, 
 
 MARKET_SCHEMA = pa.schema([
     ("round", pa.int32()),
-    ("channel", pa.string()),
+    ("channel", _NAME),
     ("auctions", pa.int64()),
     ("sold", pa.int64()),  # filled slot impressions (single item: auctions sold)
     ("revenue", pa.float64()),
@@ -48,7 +49,7 @@ POPULATIONS_SCHEMA = pa.schema([  # one row per round, channel and population, w
     ("wins", pa.float64()),
     ("value", pa.float64()),
     ("utility", pa.float64()),
-    ("clicks", pa.float64()),  # null for single-item auctions
+    ("clicks", pa.int64()),  # null for single-item auctions
     # the population as a whole, after the round (the same in every channel's row):
     ("budget", pa.float64()),  # total budget; null when unlimited
     ("budget_remaining", pa.float64()),  # total; null when unlimited
@@ -65,7 +66,7 @@ AGENT_COLUMNS = ("spend", "wins", "value", "utility", "budget_remaining", "multi
 def agents_schema() -> pa.Schema:
     return pa.schema(
         [("round", pa.int32()), ("agent", pa.int64()), ("population", _NAME), ("channel", _NAME)]
-        + [(c, pa.float64()) for c in AGENT_COLUMNS]
+        + [(c, pa.int64() if c == "clicks" else pa.float64()) for c in AGENT_COLUMNS]
         + [("agents", pa.int64())]
     )
 
@@ -79,8 +80,8 @@ AUCTIONS_SCHEMA = pa.schema([
     ("price", pa.float64()),  # what the winner paid in this auction
     ("top_bid", pa.float64()),  # single item: the highest bid; position: the slot winner's bid
     ("second_bid", pa.float64()),  # single item: the second bid; position: the next-ranked bid
-    ("winner_value", pa.float64()),
-    ("clicks", pa.int8()),  # position auctions; null for single-item auctions
+    ("winner_value", pa.float64()),  # null when unsold or the slot is empty
+    ("clicks", pa.int64()),  # position auctions; null for single-item auctions
 ])
 
 
@@ -96,12 +97,15 @@ class Recorder(RunFolder):
         self.population_names = population_names
         self._population_dictionary = pa.array(population_names, pa.string())
         self._channel_dictionary = pa.array(list(channel_names), pa.string())
+        self._channel_codes = {name: code for code, name in enumerate(channel_names)}
 
     def write_market(self, columns: dict[str, Any]) -> None:
+        codes = pa.array([self._channel_codes[name] for name in columns["channel"]], pa.int16())
+        columns = {**columns, "channel": pa.DictionaryArray.from_arrays(codes, self._channel_dictionary)}
         self.write_batch("market", pa.record_batch(columns, schema=MARKET_SCHEMA))
 
     def write_agents(self, columns: dict[str, Any], population_codes, channel_codes) -> None:
-        batch = self._named_batch("agents", columns, population_codes, channel_codes, nullable=("regret",))
+        batch = self._named_batch("agents", columns, population_codes, channel_codes, nullable=("regret", "clicks"))
         for first in range(0, max(batch.num_rows, 1), AGENT_BATCH_ROWS):
             self.write_batch("agents", batch.slice(first, AGENT_BATCH_ROWS))
 
@@ -112,7 +116,8 @@ class Recorder(RunFolder):
     def _named_batch(self, table: str, columns: dict[str, Any], population_codes, channel_codes,
                      nullable: tuple[str, ...]) -> pa.RecordBatch:
         """A batch with population and channel names from their codes; NaN in ``nullable`` columns is null."""
-        named = {k: pa.array(v, pa.float64(), from_pandas=True) if k in nullable else v for k, v in columns.items()}
+        schema = self._schemas[table]
+        named = {k: _conform(v, schema.field(k).type, k in nullable) for k, v in columns.items()}
         named["population"] = pa.DictionaryArray.from_arrays(pa.array(population_codes, pa.int16()),
                                                              self._population_dictionary)
         named["channel"] = pa.DictionaryArray.from_arrays(pa.array(channel_codes, pa.int16()),
@@ -125,5 +130,15 @@ class Recorder(RunFolder):
 
     def write_auctions(self, columns: dict[str, Any]) -> None:
         channel = pa.DictionaryArray.from_arrays(pa.array(columns["channel"], pa.int16()), self._channel_dictionary)
-        self.write_batch("auctions", pa.record_batch({**columns, "channel": channel}, schema=AUCTIONS_SCHEMA))
+        unsold = np.asarray(columns["winner"]) < 0
+        conformed = {k: _conform(v, AUCTIONS_SCHEMA.field(k).type, False) for k, v in columns.items() if k != "channel"}
+        conformed["winner_value"] = pa.array(columns["winner_value"], pa.float64(), mask=unsold)
+        self.write_batch("auctions", pa.record_batch({**conformed, "channel": channel}, schema=AUCTIONS_SCHEMA))
+
+
+def _conform(column: Any, kind: pa.DataType, nullable: bool) -> pa.Array:
+    """``column`` as an Arrow array of the file's type for it (NaN as null where ``nullable``)."""
+    if isinstance(column, pa.Array):
+        return column if column.type == kind else column.cast(kind)
+    return pa.array(column, kind, from_pandas=nullable)
 

@@ -18,10 +18,11 @@ import numpy as np
 import pyarrow as pa
 
 from bidscape.bidders import STRATEGIES, Strategy
-from bidscape.engine import counterfactual, kernel
+from bidscape.engine import counterfactual, finite, kernel
 from bidscape.outputs.recorder import Recorder
 from bidscape.engine.kernel import CLICKS, SPEND, VALUE, WINS
 from bidscape.engine.rng import auction_key, round_key, run_key_from_seed
+from bidscape.limits import MAX_MULTIPLIER
 from bidscape.markets.state import MarketState
 from bidscape.mechanisms import MECHANISMS, KernelMarket, Mechanism, Outcomes, Totals
 from bidscape.mechanisms.base import SingleItemAuction
@@ -137,6 +138,7 @@ class Simulation:
         result = RoundResult(r, sum(c.auctions for c in results), sum(c.totals.sold for c in results),
                              sum(c.totals.revenue for c in results), sum(c.totals.welfare for c in results),
                              results, sum(c.totals.max_welfare for c in results))
+        finite.check_round(self, result)  # before anything of the round is written
         if recorder is not None:
             for play in plays:
                 if play.sample:
@@ -184,11 +186,12 @@ class Simulation:
 
     def _check_multipliers(self, p: int) -> None:
         part = self.state.multiplier[self.state.population_slice(p)]
-        if not np.all(np.isfinite(part) & (part >= 0)):
-            bad = part[~(np.isfinite(part) & (part >= 0))][0]
+        ok = (part >= 0) & (part <= MAX_MULTIPLIER)  # NaN fails both: as cheap as the isfinite it replaces
+        if not np.all(ok):
+            bad = part[~ok][0]
             name = self.scenario.populations[p].strategy
             raise StrategyError(f"strategy '{name}' of population '{self.state.population_names[p]}' "
-                                f"set a bid multiplier of {bad}; multipliers must be finite and >= 0")
+                                f"set a bid multiplier of {bad}; multipliers must be >= 0 and <= {MAX_MULTIPLIER:g}")
 
     # ---- recording ----
     def _auction_sample(self, play: "_ChannelPlay", out: Outcomes, keep: np.ndarray, first: int,

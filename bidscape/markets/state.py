@@ -39,6 +39,7 @@ class MarketState:
     personal_reserves: bool  # whether any population has personal reserves (fixed for the run)
     participation: Optional[np.ndarray] = None  # float64[A] when some strategy throttles, else None
     group: Optional[np.ndarray] = None  # int64[A] coordination groups (-1 none) when some strategy uses them
+    grouped: tuple[bool, ...] = ()  # per channel: whether a population bidding there uses groups
 
     @classmethod
     def build(cls, scenario: Scenario, seed: np.random.SeedSequence) -> "MarketState":
@@ -88,11 +89,14 @@ class MarketState:
             personal_reserves=any(p.reserve is not None for p in populations),
             participation=np.ones(n_agents) if any(kind.uses_participation for kind in kinds) else None,
             group=np.full(n_agents, -1, np.int64) if any(kind.uses_groups for kind in kinds) else None,
+            grouped=tuple(any(kinds[p].uses_groups for p in c.populations) for c in channels),
         )
 
     def kernel_market(self, c: int) -> KernelMarket:
+        # groups only where a grouping population bids: other channels may run any mechanism
+        group = self.group if self.grouped and self.grouped[c] else None
         return KernelMarket(self.channel_ranges[c], self.bid_state, self.channel_caps[c], self.channel_outcomes[c],
-                            self.value_tables, self.marked, self.personal_reserves, self.participation, self.group)
+                            self.value_tables, self.marked, self.personal_reserves, self.participation, group)
 
     @property
     def n_agents(self) -> int:

@@ -354,3 +354,89 @@ def test_cli_failed_run_exit_code_and_manifest(error, code, said, write_scenario
     m = manifest(out)
     assert m["status"] == "failed" and m["rows"]["market"] == 1
     assert m["error"]["type"] == {"KeyboardInterrupt": "Interrupted"}.get(error.split("(")[0], error.split("(")[0])
+
+
+# ---- what the user typed, named with the fix (issue "Trust I", item 20) ----
+
+def _main(monkeypatch, capsys, *args) -> tuple[int, str]:
+    """``bidscape ARGS`` in this process: (exit code, the one error line)."""
+    from bidscape.cli import main
+
+    monkeypatch.setattr("sys.argv", ["bidscape", *map(str, args)])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return exited.value.code, lines[0]
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["run", "{file}", "--seed", "abc"], ["--seed: 'abc' is not a whole number", "Fix: write a whole number, e.g."]),
+    (["run", "{file}", "--seed=1.5"], ["--seed: '1.5' is not a whole number"]),
+    (["sweep", "{file}", "--workers", "0"], ["--workers: '0' is not a whole number >= 1", "e.g. --workers 1"]),
+    (["sweep", "{file}", "--backend", "rey"], ["--backend: 'rey' is not one of: local, ray"]),
+    (["run", "{file}", "--sed", "1"], ["'--sed' is not an option of `bidscape run`", "did you mean '--seed'?"]),
+    (["validate"], ["SCENARIO.toml: is missing", "bidscape validate --help"]),
+])
+def test_bad_options_name_the_option_the_value_and_the_fix(args, expect, write_scenario, monkeypatch, capsys):
+    file = write_scenario()
+    code, line = _main(monkeypatch, capsys, *[a.format(file=file) for a in args])
+    assert code == 2
+    assert "Fix:" in line
+    for text in expect:
+        assert text in line
+
+
+def _scenario_path(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / "scenario.toml"
+    if kind == "folder":
+        path.mkdir()
+        (path / "inside.toml").write_text("")
+    elif kind == "named-pipe":
+        os.mkfifo(path)
+    elif kind == "symlink-loop":
+        path.symlink_to(tmp_path / "other.toml")
+        (tmp_path / "other.toml").symlink_to(path)
+    elif kind == "broken-link":
+        path.symlink_to(tmp_path / "gone.toml")
+    elif kind == "unreadable":
+        path.write_text("")
+        path.chmod(0)
+    return path
+
+
+@pytest.mark.parametrize("kind, said, fix", [
+    ("missing", "does not exist", "check the path"),
+    ("folder", "is a folder, not a file", "name a file in it (inside.toml)"),
+    ("named-pipe", "is a named pipe, not a file", "save the TOML to a file"),
+    ("symlink-loop", "is a symbolic link loop", "point the link at the file itself"),
+    ("broken-link", "is a broken symbolic link", "point the link at a file"),
+    ("unreadable", "cannot be read (permission denied)", "chmod u+r"),
+])
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_each_kind_of_unusable_scenario_path_says_what_it_is(command, kind, said, fix, tmp_path, monkeypatch, capsys):
+    if kind == "unreadable" and os.geteuid() == 0:
+        pytest.skip("root reads any file")
+    path = _scenario_path(tmp_path, kind)
+    code, line = _main(monkeypatch, capsys, command, path, *(["--out", tmp_path / "out"] if command == "run" else []))
+    assert code == 2
+    assert f"scenario file '{path}' {said}" in line and f"Fix: {fix}" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_byte_order_mark_is_not_a_syntax_error(write_scenario, tiny_scenario_text, monkeypatch, capsys):
+    from bidscape.cli import main
+
+    file = write_scenario()
+    file.write_bytes(b"\xef\xbb\xbf" + tiny_scenario_text.encode())  # what Notepad writes
+    monkeypatch.setattr("sys.argv", ["bidscape", "validate", str(file)])
+    main()
+    assert "ok" in capsys.readouterr().out
+    assert Scenario.from_toml(file).run.name == "tiny"
+
+
+def test_a_file_that_is_not_utf8_says_so(write_scenario, tiny_scenario_text, monkeypatch, capsys):
+    file = write_scenario()
+    file.write_bytes(tiny_scenario_text.replace('"tiny"', '"caf\xe9"').encode("latin-1"))
+    code, line = _main(monkeypatch, capsys, "validate", file)
+    assert code == 2 and "not UTF-8 text (byte 17 on line 2)" in line and "save the file as UTF-8" in line

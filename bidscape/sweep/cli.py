@@ -7,7 +7,6 @@ consistent; the same command resumes).
 
 from __future__ import annotations
 
-import re
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -39,20 +38,23 @@ def sweep(
     retry_failed: bool = typer.Option(True, "--retry-failed/--no-retry-failed",
                                       help="Run failed runs again when resuming."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    size_check: bool = typer.Option(True, "--size-check/--no-size-check",
+                                    help="Refuse runs that cannot fit in memory, as many at once as will run (the "
+                                    "default); --no-size-check tries anyway."),
 ) -> None:
     """Run every variant x seed of a sweep file: one run folder each, plus an index (index.arrow)."""
     from bidscape.sweep.runner import run_sweep
     from bidscape.sweep.spec import load_sweep
 
     spec = load_sweep(sweep_file)
-    out = out or Path("runs") / re.sub(r"[^A-Za-z0-9._=,+-]", "_", spec.name)
+    out = out or Path("runs") / spec.name  # a safe folder name (bidscape.names)
     runs = len(spec.variants) * len(spec.seeds)
     where = backend.value + (f" at {address}" if address else "") + (f", {workers} workers" if workers else "")
     console.print(f"[bold]sweep {escape(spec.name)}[/]: {len(spec.variants)} variant(s) x {len(spec.seeds)} "
                   f"seed(s) = {runs} runs ({escape(where)}) -> {escape(str(out))}")
     try:
         result = run_sweep(spec, out, backend=backend.value, workers=workers, address=address,
-                           progress=not quiet, retry_failed=retry_failed)
+                           progress=not quiet, retry_failed=retry_failed, size_check=size_check)
     except KeyboardInterrupt:
         console.print(f"[bold red]sweep interrupted[/]: unfinished runs are 'pending' in "
                       f"{escape(str(out / 'index.arrow'))}; run the same command again to resume")

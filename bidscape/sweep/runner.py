@@ -22,6 +22,7 @@ import polars as pl
 
 from bidscape import __version__
 from bidscape.errors import InputError, Problem
+from bidscape.sizing import check_sweep_fits
 from bidscape.sweep import backends
 from bidscape.sweep.backends import Task
 from bidscape.sweep.index import SweepIndex, write_atomically
@@ -44,15 +45,20 @@ class SweepResult:
 
 
 def run_sweep(spec: SweepSpec, out: str | Path, backend: str = "local", workers: Optional[int] = None,
-              address: Optional[str] = None, progress: bool = True, retry_failed: bool = True) -> SweepResult:
+              address: Optional[str] = None, progress: bool = True, retry_failed: bool = True,
+              size_check: bool = True) -> SweepResult:
     """Run every variant x seed of ``spec`` into ``out`` (resuming what is there) and return the index.
 
     ``backend="local"`` uses a process pool of ``workers`` (default: one per CPU; 1 runs in
     this process); ``"ray"`` a local Ray instance, or the cluster at ``address``. Failed runs
     are recorded, not raised; Ctrl-C leaves a consistent index and raises ``KeyboardInterrupt``.
+    Runs that cannot fit in memory as many at once as will run are refused first
+    (``size_check=False``: try anyway).
     """
     out = Path(out)
     backends.check_backend(backend, workers, address)
+    if size_check:
+        check_sweep_fits(spec, backend, workers, address)
     prepare_sweep_folder(out, spec)
     index = SweepIndex(out, spec.swept_keys)
     tasks, skipped = plan(spec, out, index, retry_failed)

@@ -46,3 +46,17 @@ def test_every_pair_of_tables_joins_on_its_shared_keys(mechanism, write_scenario
     unsold = auctions.filter(pl.col("winner") < 0)
     assert unsold.height > 0 and unsold["winner_value"].null_count() == unsold.height
     assert auctions.filter(pl.col("winner") >= 0)["winner_value"].null_count() == 0
+
+
+def test_a_strategy_table_with_names_from_several_populations_in_one_file(tmp_path):
+    """Each batch encodes names against the run's one dictionary (an Arrow file allows no other)."""
+    from bidscape.outputs.recorder import Recorder
+
+    scenario = {"run": {"seed": 1}}
+    with Recorder(tmp_path / "out", scenario, ["a", "b"], "test", extra_tables={"llm_calls": LLM_CALLS_SCHEMA}) as rec:
+        for population in ("b", "a", "b"):
+            rec.write_table("llm_calls", {field.name: [population] if field.name == "population" else [None]
+                                          for field in LLM_CALLS_SCHEMA})
+        rec.complete({})
+    calls = pl.read_ipc(tmp_path / "out" / "llm_calls.arrow")
+    assert calls["population"].cast(pl.String).to_list() == ["b", "a", "b"]

@@ -97,11 +97,18 @@ class Recorder(RunFolder):
         self.population_names = population_names
         self._population_dictionary = pa.array(population_names, pa.string())
         self._channel_dictionary = pa.array(list(channel_names), pa.string())
-        self._channel_codes = {name: code for code, name in enumerate(channel_names)}
+        self._codes = {"population": {name: code for code, name in enumerate(population_names)},
+                       "channel": {name: code for code, name in enumerate(channel_names)}}
+        self._dictionaries = {"population": self._population_dictionary, "channel": self._channel_dictionary}
+
+    def _names(self, column: str, names) -> pa.DictionaryArray:
+        """Population or channel names, encoded against the run's one dictionary for that column (an
+        Arrow file holds one dictionary per column, so every batch must share it)."""
+        codes = pa.array([self._codes[column][name] for name in names], pa.int16())
+        return pa.DictionaryArray.from_arrays(codes, self._dictionaries[column])
 
     def write_market(self, columns: dict[str, Any]) -> None:
-        codes = pa.array([self._channel_codes[name] for name in columns["channel"]], pa.int16())
-        columns = {**columns, "channel": pa.DictionaryArray.from_arrays(codes, self._channel_dictionary)}
+        columns = {**columns, "channel": self._names("channel", columns["channel"])}
         self.write_batch("market", pa.record_batch(columns, schema=MARKET_SCHEMA))
 
     def write_agents(self, columns: dict[str, Any], population_codes, channel_codes) -> None:
@@ -125,8 +132,10 @@ class Recorder(RunFolder):
         return pa.record_batch(named, schema=self._schemas[table])
 
     def write_table(self, table: str, columns: dict[str, Any]) -> None:
-        """Rows of a strategy's own table (``Strategy.tables``)."""
-        self.write_batch(table, pa.record_batch(columns, schema=self._schemas[table]))
+        """Rows of a strategy's own table (``Strategy.tables``); population and channel names as strings."""
+        named = {k: self._names(k, v) if k in self._codes and not isinstance(v, pa.Array) else v
+                 for k, v in columns.items()}
+        self.write_batch(table, pa.record_batch(named, schema=self._schemas[table]))
 
     def write_auctions(self, columns: dict[str, Any]) -> None:
         channel = pa.DictionaryArray.from_arrays(pa.array(columns["channel"], pa.int16()), self._channel_dictionary)

@@ -9,18 +9,25 @@ with alpha = beta and prices p_j = max_i alpha_i v_ij.
 
 Algorithm (``solve_fppe``):
 
+0. Budgets above what a bidder could ever pay (sum_j s_j v_ij) are capped there: such a
+   bidder is unpaced in every FPPE, so the FPPE is unchanged, and the budgets the solver
+   sees span at most the ratio of what bidders can actually spend.
 1. Proportional response (PR) dynamics for quasi-linear utilities, a mirror-descent method
    on the Shmyrev-type program of the same market (Gao & Kroer 2020): every bidder splits
    its budget over goods in proportion to the value it got from each, keeping money when its
    bang per buck is below 1. A few dense steps (numba, parallel) locate the competitive
-   bidders of every good; the rest is pruned and PR continues on the sparse candidate edges.
-2. Exact polish: the surviving bids reveal the tie structure (which bidders share which
-   goods, which bidders are unpaced). Along a maximum spanning forest of that structure tied
-   paced bids are equal and every all-paced tree spends exactly its budgets, which fixes all
-   alphas in closed form; a max flow then splits the tied goods so that paced bidders spend
-   their budgets exactly. The candidate is accepted when ``check`` passes at ``tol`` (dense,
-   over all bidders, so pruning cannot hide a higher bid); otherwise PR runs longer, edges
-   found to be competitive are added back, and the polish is tried again.
+   bidders of every good; the rest is pruned.
+2. A log-barrier Newton method on the dual over the candidate edges (``dual_barrier``), each
+   bidder's barrier weighted by its budget so that a budget 1e-8 of the others' is resolved
+   as well as theirs; mu falls by 10 per centring.
+3. Exact polish (``tie_structure``): the barrier's allocation reveals the tie structure
+   (which bidders share which goods, which are unpaced). Along a maximum spanning forest of
+   that structure tied paced bids are equal and every all-paced tree spends exactly its
+   budgets, which fixes all alphas in closed form; a max flow then splits the tied goods so
+   that paced bidders spend their budgets exactly. The candidate is accepted when ``check``
+   passes at ``tol`` (dense, over all bidders, so pruning cannot hide a higher bid);
+   otherwise the barrier continues, edges found to be competitive are added back, and the
+   polish is tried again.
 """
 
 from __future__ import annotations
@@ -30,96 +37,16 @@ import time
 import numpy as np
 
 from bidscape.equilibrium import _kernels as K
+from bidscape.equilibrium.dual_barrier import DualBarrier
 from bidscape.equilibrium.market import PacingMarket
 from bidscape.equilibrium.result import Equilibrium, build_equilibrium
-
+from bidscape.equilibrium.tie_structure import polish
 
 
 def _initial_bids(v: np.ndarray, B: np.ndarray, s: np.ndarray) -> np.ndarray:
     mass = v @ s
     scale = np.divide(B, mass, out=np.zeros_like(B), where=mass > 0)
     return v * s[None, :] * scale[:, None]
-
-
-def polish(market: PacingMarket, ptr, bidder, val, money, unpaced, tau_share: float):
-    """One exact polish attempt; returns (alpha, prices, (i, j, x), tight edges) or None."""
-    v, B, s = market.values, market.budgets, market.supply
-    n, m = v.shape
-    alpha, ok = K.alphas_from_structure(ptr, bidder, val, money, unpaced.astype(np.float64), B, s,
-                                        tau_share, 0.5)
-    if not ok:
-        return None
-    p = np.empty(m)
-    arg = np.empty(m, np.int64)
-    K.max_bids(v, alpha, p, arg)
-    p = np.maximum(p, 0.0)
-    ei, ej = K.tight_edges(v, alpha, p, 1e-11)
-    paced = alpha < 1.0
-    flow, _, _ = K.split_money(n, m, ei, ej, B, paced, s * p)
-    x = flow / p[ej]
-    keep = x > 0.0
-    return alpha, p, (ei[keep], ej[keep], x[keep]), (ei, ej)
-
-
-class _Barrier:
-    """Log-barrier Newton method on the dual in (beta, p), p minimised out good by good."""
-
-    def __init__(self, ptr, bidder, val, B, s):
-        self.ptr, self.bidder, self.val, self.B, self.s = ptr, bidder, val, B, s
-        self.n = B.shape[0]
-        self.p = np.empty(s.shape[0])
-
-    def value(self, beta, mu):
-        if np.any(beta <= 0.0) or np.any(beta >= 1.0):
-            return np.inf
-        bar = K.barrier_prices(self.ptr, self.bidder, self.val, beta, self.s, mu, self.p)
-        return bar - np.sum(self.B * np.log(beta)) - mu * np.sum(np.log1p(-beta))
-
-    def center(self, beta, mu, max_newton=12):
-        """Newton steps at fixed mu until the (scaled) Newton decrement is tiny."""
-        n = self.n
-        H = np.empty((n, n))
-        grad = np.empty(n)
-        share = np.empty(self.bidder.shape[0])
-        steps = 0
-        f = self.value(beta, mu)
-        for _ in range(max_newton):
-            K.barrier_newton_system(self.ptr, self.bidder, self.val, beta, self.B, self.s, mu,
-                                    self.p, H, grad, share)
-            try:
-                d = -np.linalg.solve(H, grad)
-            except np.linalg.LinAlgError:
-                break
-            steps += 1
-            lam2 = -float(grad @ d) / mu
-            if not np.isfinite(lam2) or lam2 < 1e-10:
-                break
-            # largest step keeping 0 < beta < 1
-            tmax = 1.0
-            neg = d < 0
-            if np.any(neg):
-                tmax = min(tmax, 0.99 * float(np.min(-beta[neg] / d[neg])))
-            pos = d > 0
-            if np.any(pos):
-                tmax = min(tmax, 0.99 * float(np.min((1.0 - beta[pos]) / d[pos])))
-            t = tmax
-            if lam2 < 0.06 and tmax == 1.0:  # quadratic region of a self-concordant function
-                beta = beta + d
-                f = self.value(beta, mu)
-            else:
-                while t > 1e-12:
-                    fn = self.value(beta + t * d, mu)
-                    if fn <= f - 0.25 * t * lam2 * mu:
-                        break
-                    t *= 0.5
-                beta = beta + t * d
-                f = self.value(beta, mu)
-            if lam2 < 1e-5:
-                break
-        self.value(beta, mu)
-        K.barrier_newton_system(self.ptr, self.bidder, self.val, beta, self.B, self.s, mu,
-                                self.p, H, grad, share)
-        return beta, share, steps
 
 
 def solve_fppe(market: PacingMarket, tol: float = 1e-9, max_iter: int = 400, *,
@@ -141,8 +68,14 @@ def solve_fppe(market: PacingMarket, tol: float = 1e-9, max_iter: int = 400, *,
     if not (tol > 0):
         raise ValueError(f"tol={tol} must be positive. Fix: use e.g. 1e-9.")
     t0 = time.perf_counter()
-    v, B, s = market.values, market.budgets, market.supply
+    v, s = market.values, market.supply
     n, m = v.shape
+    # A bidder never pays more than its values (price = alpha v <= v), so a budget above
+    # sum_j s_j v_ij never binds: such a bidder is unpaced in every FPPE, and capping its
+    # budget there leaves the FPPE unchanged. Solving with capped budgets keeps a budget 1e8
+    # times the others' from setting the scale of the barrier and of the warm start.
+    most_spend = v @ s
+    B = np.where(most_spend > 0, np.minimum(market.budgets, most_spend), market.budgets)
     b = _initial_bids(v, B, s)
     beta = np.ones(n)
     p = np.empty(m)
@@ -156,30 +89,40 @@ def solve_fppe(market: PacingMarket, tol: float = 1e-9, max_iter: int = 400, *,
     rounds = 0
     beta = np.clip(beta, 1e-6, 1.0 - 1e-3)
     total_budget = float(B.sum())
-    mu = 1e-2 * total_budget / (bidder.shape[0] + n)
+    # barrier weights in units of the mean budget: every bidder's central-path error is the
+    # same fraction mu / mean(B) of its own budget (see dual_barrier)
+    weight = B / B.mean()
+
+    def barrier_mass():  # sum of the weights of all barrier terms: mu times it is the gap
+        return float(weight @ (np.bincount(bidder, minlength=n) + 1.0))
+
+    mu = 1e-2 * total_budget / barrier_mass()
     while True:
-        solver = _Barrier(ptr, bidder, val, B, s)
+        solver = DualBarrier(ptr, bidder, val, B, s, weight)
         beta, share, steps = solver.center(beta, mu)
         newton += steps
-        N = bidder.shape[0] + n
         goods_of_edge = np.repeat(np.arange(m), np.diff(ptr))
-        if mu * N <= 1e-3 * total_budget:
-            # edges holding a negligible share of their good are far below its price: drop them
-            # (the dense verification in the polish adds back any that turn out competitive)
-            keep = share > 1e-9 * s[goods_of_edge]
+        gap = mu * barrier_mass()
+        if gap <= 1e-3 * total_budget:
+            # edges holding a negligible share of their good and of their bidder's budget are
+            # far below the good's price: drop them (the dense verification in the polish adds
+            # back any that turn out competitive)
+            money = share * solver.p[goods_of_edge]
+            keep = (share > 1e-9 * s[goods_of_edge]) | (money > 1e-9 * B[bidder])
             if not keep.all():
                 ptr = np.concatenate(([0], np.cumsum(np.bincount(goods_of_edge[keep], minlength=m))))
                 bidder, val, share = bidder[keep], val[keep], share[keep]
                 goods_of_edge = goods_of_edge[keep]
-                solver = _Barrier(ptr, bidder, val, B, s)
+                solver = DualBarrier(ptr, bidder, val, B, s, weight)
                 solver.value(beta, mu)
-        if mu * N <= 1e-5 * total_budget:
+        if gap <= 1e-5 * total_budget:
             rounds += 1
             money = share * solver.p[goods_of_edge]
-            unpaced = mu / (1.0 - beta) > 1e-6 * B
+            # unspent budget mu w_i beta_i / (1 - beta_i), as a share of B_i
+            unpaced = mu * weight / (1.0 - beta) > 1e-6 * B
             added = False
-            for ts in (1e-4, 1e-7):
-                out = polish(market, ptr, bidder, val, money, unpaced, ts)
+            for tau_share in (1e-4, 1e-7):
+                out = polish(market, B, ptr, bidder, val, money, unpaced, tau_share)
                 if out is None:
                     continue
                 alpha, prices, (ei, ej, x), (ti, tj) = out
@@ -197,7 +140,7 @@ def solve_fppe(market: PacingMarket, tol: float = 1e-9, max_iter: int = 400, *,
             if added:  # new competitive edges: re-centre from a larger mu
                 mu *= 100.0
                 continue
-        if newton >= max_iter or mu * N < 1e-14 * float(B.min()):
+        if newton >= max_iter or gap < 1e-14 * total_budget:
             break
         mu *= 0.1
     if best is None:  # the polish never produced a candidate: report the barrier point itself

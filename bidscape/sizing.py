@@ -35,7 +35,7 @@ from typing import Any, Optional
 
 from bidscape.errors import InputError, Problem
 
-IMPORT_BYTES = 350 * 10**6  # a fresh process with bidscape, numba, pyarrow and polars loaded
+IMPORT_BYTES = 400 * 10**6  # a process with bidscape, numba, pyarrow, polars and the CLI loaded (measured 230-360 MB)
 AGENT_BYTES = 200  # market state per agent and channel's share of it (measured ~140 at 1e6 agents)
 CHANNEL_BYTES = 80  # each further channel: outcome state and budget cap per agent (measured ~65)
 RECORD_BYTES = 200  # per agent and channel when every agent is recorded: the round's rows before they stream
@@ -170,6 +170,14 @@ def check_sweep_fits(spec: Any, backend: str = "local", workers: Optional[int] =
     return check_fits(largest, available, workers=at_once, in_process=at_once == 1 and backend == "local")
 
 
+def sweep_estimate(spec: Any, workers: Optional[int] = None) -> Estimate:
+    """A sweep's wall time with ``workers`` runs at once (default: one per CPU), and its largest run's memory."""
+    at_once = min(workers or os.cpu_count() or 1, len(spec.variants) * len(spec.seeds))
+    runs = [estimate(variant.scenario) for variant in spec.variants]
+    seconds = sum(run.seconds for run in runs) * len(spec.seeds) / at_once
+    return Estimate(max(run.bytes for run in runs) * at_once, seconds)
+
+
 def _fix(field_path: str, each: int, room: int, scenario: Any) -> str:
     """What to make smaller, given what one run needs (``each``) and what it may have (``room``)."""
     if field_path.endswith(".size") or field_path == "traders":
@@ -207,11 +215,11 @@ def available_memory() -> Optional[int]:
     return min(figures)
 
 
-def long_run_note(needs: Estimate) -> Optional[str]:
-    """A line to print before a run that will take more than a few minutes, else None."""
+def long_run_note(needs: Estimate, what: str = "this run") -> Optional[str]:
+    """A line to print before a run (or sweep) that will take more than a few minutes, else None."""
     if needs.seconds <= LONG_RUN_SECONDS:
         return None
-    return (f"this run will take {format_seconds(needs.seconds)} (a rough estimate at "
+    return (f"{what} will take {format_seconds(needs.seconds)} (a rough estimate at "
             f"{SINGLE_ITEM_BIDS_PER_SECOND / 1e6:.0f} M bids/s on one core) and need about "
             f"{format_bytes(needs.bytes)} of memory; Ctrl-C stops it")
 

@@ -221,6 +221,17 @@ def test_a_long_run_says_so_before_it_starts(write_scenario, tmp_path, monkeypat
     assert "note: this run will take about" in out
 
 
+def test_a_long_sweep_says_so_with_its_workers(write_scenario):
+    file = write_scenario()
+    spec = SweepSpec.from_scenario(file, {"a": {}, "b": {"run.rounds": 2_000_000}}, [1, 2, 3, 4], "s")
+    one, four = sizing.sweep_estimate(spec, workers=1), sizing.sweep_estimate(spec, workers=4)
+    assert one.seconds == pytest.approx(4 * sum(sizing.estimate(v.scenario).seconds for v in spec.variants))
+    assert four.seconds == pytest.approx(one.seconds / 4)
+    assert sizing.long_run_note(four, "this sweep").startswith("this sweep will take about")
+    short = SweepSpec.from_scenario(file, {"a": {}}, [1, 2], "s")
+    assert sizing.long_run_note(sizing.sweep_estimate(short, workers=1), "this sweep") is None
+
+
 def test_the_estimate_grows_with_what_the_run_keeps(write_scenario):
     base = Scenario.from_toml(write_scenario(), ["run.record_agents=none"])
     learners = base.with_updates({"populations.a.strategy": "exp3", "populations.a.params": {"arms": 50}})

@@ -43,6 +43,7 @@ def sweep(
                                     "default); --no-size-check tries anyway."),
 ) -> None:
     """Run every variant x seed of a sweep file: one run folder each, plus an index (index.arrow)."""
+    from bidscape.sizing import long_run_note, sweep_estimate
     from bidscape.sweep.runner import run_sweep
     from bidscape.sweep.spec import load_sweep
 
@@ -52,6 +53,9 @@ def sweep(
     where = backend.value + (f" at {address}" if address else "") + (f", {workers} workers" if workers else "")
     console.print(f"[bold]sweep {escape(spec.name)}[/]: {len(spec.variants)} variant(s) x {len(spec.seeds)} "
                   f"seed(s) = {runs} runs ({escape(where)}) -> {escape(str(out))}")
+    note = long_run_note(sweep_estimate(spec, workers), "this sweep")
+    if note:
+        console.print(f"[yellow]note[/]: {escape(note)}")
     try:
         result = run_sweep(spec, out, backend=backend.value, workers=workers, address=address,
                            progress=not quiet, retry_failed=retry_failed, size_check=size_check)

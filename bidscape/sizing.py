@@ -127,8 +127,9 @@ def estimate_game(game: Any) -> Estimate:
     width = max(g.units for g in game.traders)
     units = {side: sum(g.count * g.units for g in game.traders if g.side == side) for side in ("buy", "sell")}
     room = min(units.values())
-    parts = {"traders": traders * width * 8 * 2 + sum(units.values()) * 8 * 3 + traders * 64,
-             "market_game": room * 48 * 2}
+    # per trader: its row of the value table (and a copy), its units sorted for the equilibrium, state
+    parts = {f"traders[{i}].count": g.count * (width * 16 + g.units * 24 + 64) for i, g in enumerate(game.traders)}
+    parts["market_game"] = room * 48 * 2  # a period's trade buffers: one row per possible trade
     steps = game.market_game.steps_per_round if game.market_game.mechanism == "continuous" else sum(units.values())
     seconds = game.run.rounds * (steps * 200e-9 + traders * AGENT_ROUND_SECONDS)
     return Estimate(IMPORT_BYTES + sum(parts.values()), seconds, parts,
@@ -180,11 +181,11 @@ def sweep_estimate(spec: Any, workers: Optional[int] = None) -> Estimate:
 
 def _fix(field_path: str, each: int, room: int, scenario: Any) -> str:
     """What to make smaller, given what one run needs (``each``) and what it may have (``room``)."""
-    if field_path.endswith(".size") or field_path == "traders":
+    if field_path.endswith((".size", ".count")):
         agents = getattr(scenario, "total_agents", None) or getattr(scenario, "total_traders", 1)
-        agent_bytes = sum(v for k, v in estimate(scenario).parts.items() if k.endswith(".size") or k == "traders")
+        agent_bytes = sum(v for k, v in estimate(scenario).parts.items() if k.endswith((".size", ".count")))
         fits = max(0, room - (each - agent_bytes)) * agents // max(1, agent_bytes)
-        noun = "traders" if field_path == "traders" else "agents"
+        noun = "traders" if field_path.endswith(".count") else "agents"
         return f"use fewer {noun} (at most about {_round_down(fits):,} here)"
     if field_path == "run.auction_sample_rate":
         return "sample fewer auctions (a smaller run.auction_sample_rate, or 0)"

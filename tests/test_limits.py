@@ -181,6 +181,17 @@ def test_no_size_check_tries_anyway(write_scenario, tmp_path, monkeypatch, capsy
     assert bidscape.run(Scenario.from_toml(file), out=tmp_path / "api", size_check=False).path.is_dir()
 
 
+def test_a_market_game_that_cannot_fit_is_refused(tmp_path, little_memory, monkeypatch, capsys):
+    game = tmp_path / "game.toml"
+    game.write_text('[market_game]\nmechanism = "call"\n'
+                    '[[traders]]\nname = "buyers"\nside = "buy"\ncount = 10_000_000\nunits = 2\n'
+                    'values = { dist = "uniform", low = 50.0, high = 200.0 }\n'
+                    '[[traders]]\nname = "sellers"\nside = "sell"\ncount = 10\nvalues = [10.0]\n')
+    code, _, err = run_cli(monkeypatch, capsys, "validate", game)
+    assert code == 2
+    assert "traders[0].count: this run needs about" in err and "use fewer traders (at most about" in err
+
+
 def test_the_sample_of_auctions_counts_and_is_named(write_scenario, little_memory):
     scenario = Scenario.from_toml(write_scenario(), ["run.auctions_per_round=100000000", "run.auction_sample_rate=1"])
     with pytest.raises(InputError, match=r"run\.auction_sample_rate: this run needs about 12\.\d GB.*"

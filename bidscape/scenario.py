@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bidscape import limits
 from bidscape.errors import InputError, Problem, did_you_mean
 from bidscape.markets.distributions import Constant, Distribution
 from bidscape.names import RunName
-from bidscape.toml_files import read_toml  # noqa: F401  (re-exported: the TOML documents' reader)
+from bidscape.toml_files import read_toml
 from bidscape.validation import problems_from, validated
 
 Amount = Annotated[float, Field(ge=0, allow_inf_nan=False), limits.amount()]
@@ -160,10 +161,11 @@ class TomlDocument:
         return self.model_dump(mode="json", by_alias=True)
 
     def with_updates(self, updates: dict[str, Any], source: str = "scenario"):
-        """A copy with ``{"dotted.path": value}`` applied, validated again."""
+        """A copy with ``{"dotted.path": value}`` applied, validated again (strictly: numpy numbers
+        from Python code count as numbers, strings do not)."""
         raw = self.to_dict()
         for path, value in updates.items():
-            set_path(raw, path, value)
+            set_path(raw, path, value.item() if isinstance(value, np.generic) else value)
         return type(self).from_dict(raw, source)
 
 

@@ -100,6 +100,14 @@ def test_lognormal_bound_is_about_what_it_draws(mean, sigma, fits):
     assert math.exp(dist.log_largest()) <= 1e15
 
 
+def test_numpy_numbers_from_python_are_numbers(write_scenario):
+    scenario = Scenario.from_toml(write_scenario()).with_updates({"run.rounds": np.int64(2),
+                                                                  "mechanism.reserve": np.float32(0.25)})
+    assert scenario.run.rounds == 2 and scenario.mechanism.reserve == 0.25
+    with pytest.raises(InputError, match=r"run\.rounds: input should be a valid integer \(got '2'\)"):
+        scenario.with_updates({"run.rounds": "2"})
+
+
 def test_numbers_written_as_integers_still_fill_float_fields(write_scenario, tiny_scenario_text):
     text = tiny_scenario_text.replace("reserve = 0.1", "reserve = 1").replace("step = 0.5", "step = 1")
     scenario = Scenario.from_toml(write_scenario(text))

@@ -1,8 +1,10 @@
 """``bidscape sweep``: run a grid or list of scenario variants x seeds; resumable.
 
 ``sweep`` is a plain typer command function; ``bidscape.cli`` mounts it. Exit codes: 0 all
-runs complete, 1 some run failed, 2 invalid input, 130 interrupted (the index stays
-consistent; the same command resumes).
+runs complete, 1 some run failed (or was left pending: its folder is in use), 2 invalid
+input, 128 + the signal when the sweep or one of its runs was interrupted and runs are still
+pending (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). The index stays consistent; the same command
+resumes.
 """
 
 from __future__ import annotations
@@ -64,21 +66,27 @@ def sweep(
                       f"{escape(str(out / 'index.arrow'))}; run the same command again to resume")
         raise
     _print_result(result)
-    if result.failed:
-        raise typer.Exit(1)
+    if result.pending:
+        why = f"a run was interrupted by {result.interrupted_by}" if result.interrupted_by else "see the error column"
+        console.print(f"[bold red]sweep not finished[/]: {result.pending} run(s) pending ({escape(why)}); "
+                      "run the same command again to resume")
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
 
 
 def _print_result(result) -> None:
+    import polars as pl
+
     table = Table(box=box.SIMPLE_HEAD, header_style="bold")
     for column in ("complete", "of which skipped (done before)", "failed", "pending"):
         table.add_column(column, justify="right")
     table.add_row(str(result.complete), str(result.skipped), str(result.failed), str(result.pending))
     console.print(table)
-    failed = result.index.filter(status="failed")
-    for row in failed.head(5).iter_rows(named=True):
-        console.print(f"[red]failed[/] {escape(row['run_id'])}: {escape(str(row['error']))}")
-    if failed.height > 5:
-        console.print(f"... and {failed.height - 5} more (see the error column of the index)")
+    unfinished = result.index.filter(pl.col("error").is_not_null())
+    for row in unfinished.head(5).iter_rows(named=True):
+        console.print(f"[red]{row['status']}[/] {escape(row['run_id'])}: {escape(str(row['error']))}")
+    if unfinished.height > 5:
+        console.print(f"... and {unfinished.height - 5} more (see the error column of the index)")
     index = escape(str(result.path / "index.arrow"))
     console.print(f"index: [bold]{index}[/] (and index.csv); one run folder per row (column path)")
     console.print(f"read it with polars:  pl.read_ipc('{index}')")

@@ -2,9 +2,10 @@
 
 Columns: ``run_id`` ("VARIANT/seed-N"), ``variant``, ``seed``, ``path`` (relative to the
 sweep folder), ``status`` (complete | failed | pending), ``wall_seconds`` (null unless
-complete), ``error`` (null unless failed), then one column per swept key, named by the
-dotted key, holding the variant's value. Both files are replaced atomically (a temporary
-file, then ``os.replace``), so a reader never sees half an index.
+complete), ``error`` (a failed run's error, or why a run is still pending; else null), then
+one column per swept key, named by the dotted key, holding the variant's value. Both files
+are replaced atomically (a temporary file, then ``os.replace``), so a reader never sees half
+an index.
 """
 
 from __future__ import annotations

@@ -5,7 +5,14 @@
 >>> result.index.group_by("mechanism.reserve").len()                      # doctest: +SKIP
 
 Re-running on the same folder resumes: runs whose folder says "complete" are skipped, the
-others run again. A folder holding a different sweep is refused.
+others run again; an interrupted run is always redone, never kept as a failure, and a run
+whose folder another process is writing is left alone (pending). A folder holding a
+different sweep, or one another sweep is running on, is refused.
+
+Interruptions: Ctrl-C, SIGTERM and SIGHUP stop the sweep alike (``Interrupted``, a
+``KeyboardInterrupt``): nothing new starts, runs in flight stop and stay pending, the index is
+written, and the exception goes on (the CLI exits 128 + the signal). A run interrupted in a
+worker while the sweep itself goes on stays pending too; ``SweepResult.exit_code`` says so.
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ from typing import Any, Iterator, Optional
 import polars as pl
 
 from bidscape import __version__
-from bidscape.errors import InputError, Problem
+from bidscape.errors import InputError, Interrupted, Problem
+from bidscape.interrupts import stop_on_signals
+from bidscape.outputs import run_state
+from bidscape.outputs.lock import FolderLock, FolderLocked
 from bidscape.sizing import check_sweep_fits
 from bidscape.sweep import backends
 from bidscape.sweep.backends import Task
@@ -36,12 +46,23 @@ class SweepResult:
     index: pl.DataFrame
     complete: int  # runs complete now, skipped ones included
     failed: int
-    pending: int  # not finished (the sweep was interrupted)
+    pending: int  # not finished: interrupted, or their folder is being written by another process
     skipped: int  # complete before this call
+    interrupted_by: Optional[str] = None  # the signal that stopped a run of this sweep, e.g. "SIGTERM"
 
     @property
     def ok(self) -> bool:
         return self.failed == 0 and self.pending == 0
+
+    @property
+    def exit_code(self) -> int:
+        """The command's: 0 every run complete; 128 + the signal when an interrupted run is still
+        pending (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); else 1 (failed, or left pending)."""
+        if self.ok:
+            return 0
+        if self.pending and self.interrupted_by:
+            return Interrupted(self.interrupted_by).exit_code
+        return 1
 
 
 def run_sweep(spec: SweepSpec, out: str | Path, backend: str = "local", workers: Optional[int] = None,
@@ -51,37 +72,42 @@ def run_sweep(spec: SweepSpec, out: str | Path, backend: str = "local", workers:
 
     ``backend="local"`` uses a process pool of ``workers`` (default: one per CPU; 1 runs in
     this process); ``"ray"`` a local Ray instance, or the cluster at ``address``. Failed runs
-    are recorded, not raised; Ctrl-C leaves a consistent index and raises ``KeyboardInterrupt``.
-    Runs that cannot fit in memory as many at once as will run are refused first
-    (``size_check=False``: try anyway).
+    are recorded, not raised. Ctrl-C, SIGTERM and SIGHUP leave a consistent index and raise
+    ``KeyboardInterrupt`` (``bidscape.errors.Interrupted`` for the signals). Runs that cannot
+    fit in memory as many at once as will run are refused first (``size_check=False``: try anyway).
     """
     out = Path(out)
     backends.check_backend(backend, workers, address)
     if size_check:
         check_sweep_fits(spec, backend, workers, address)
+    hide_main, plugin_modules = backends.pool_settings(backend, workers)
     prepare_sweep_folder(out, spec)
-    index = SweepIndex(out, spec.swept_keys)
-    tasks, skipped = plan(spec, out, index, retry_failed)
-    index.write()
-
-    def record(task: Task, outcome: Outcome) -> None:
-        status, wall_seconds, error = outcome
-        if status == "interrupted":  # stopped mid-run: it still has to be done
-            status = "pending"
-        index.set(task.run_id, status, wall_seconds, error)
+    with _sweep_lock(out), stop_on_signals():
+        index = SweepIndex(out, spec.swept_keys)
+        tasks, skipped = plan(spec, out, index, retry_failed)
         index.write()
-        advance(status)
+        interruptions: list[str] = []  # the signals that stopped runs in workers
 
-    with _progress_bar(len(index.rows), skipped + index.count("failed"), index.count("failed"),
-                       progress) as advance:
-        try:
-            if tasks and backend == "ray":
-                backends.run_ray(tasks, workers, address, record)
-            elif tasks:
-                backends.run_local(tasks, workers, record)
-        finally:
-            frame = index.write()
-    return SweepResult(out, frame, index.count("complete"), index.count("failed"), index.count("pending"), skipped)
+        def record(task: Task, outcome: Outcome) -> None:
+            status, wall_seconds, error = outcome
+            if status == "interrupted":  # stopped mid-run: it still has to be done
+                interruptions.append(error)
+                status, error = "pending", f"interrupted by {error}"
+            index.set(task.run_id, status, wall_seconds, error)
+            index.write()
+            advance(status)
+
+        with _progress_bar(len(index.rows), skipped + index.count("failed"), index.count("failed"),
+                           progress) as advance:
+            try:
+                if tasks and backend == "ray":
+                    backends.run_ray(tasks, workers, address, record)
+                elif tasks:
+                    backends.run_local(tasks, workers, record, hide_main, tuple(plugin_modules))
+            finally:
+                frame = index.write()
+    return SweepResult(out, frame, index.count("complete"), index.count("failed"), index.count("pending"), skipped,
+                       interruptions[0] if interruptions else None)
 
 
 def prepare_sweep_folder(out: Path, spec: SweepSpec) -> None:
@@ -124,37 +150,25 @@ def plan(spec: SweepSpec, out: Path, index: SweepIndex, retry_failed: bool = Tru
     for variant, seed in spec.runs:
         key = index.add(variant.name, seed, variant.values)
         scenario = variant.scenario.to_dict()
-        manifest = _manifest(out / key)
-        status = manifest.get("status")
-        if status == "complete" and manifest.get("scenario") == _with_seed(scenario, seed):
-            index.set(key, "complete", manifest.get("wall_seconds"))
+        state = run_state(out / key)
+        if state.complete and state.manifest.get("scenario") == _with_seed(scenario, seed):
+            index.set(key, "complete", state.manifest.get("wall_seconds"))
             skipped += 1
-        elif status == "failed" and not retry_failed:
-            index.set(key, "failed", error=_error_line(manifest))
-        else:
+        elif state.status == "running":  # another process writes it (never clobbered): left pending
+            index.set(key, "pending", error=f"in use: {state.reason}")
+        elif state.status == "failed" and not state.interrupted and not retry_failed:
+            index.set(key, "failed", error=state.reason)
+        else:  # absent, corrupt, interrupted (however), failed, or another scenario
             todo[key] = Task(key, scenario, str(out / key), seed)
     order = {seed: i for i, seed in enumerate(spec.seeds)}
     tasks = sorted(todo.values(), key=lambda task: order[task.seed])  # stable: variants in order
     return tasks, skipped
 
 
-def _manifest(folder: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
-
-
 def _with_seed(scenario: dict[str, Any], seed: int) -> dict[str, Any]:
     scenario = copy.deepcopy(scenario)
     scenario["run"]["seed"] = seed
     return json.loads(json.dumps(scenario))  # as a manifest stores it
-
-
-def _error_line(manifest: dict[str, Any]) -> str:
-    error = manifest.get("error") or {}
-    return f"{error.get('type', 'Error')}: {error.get('message', 'failed')}"
 
 
 def _difference(stored: dict[str, Any], new: dict[str, Any]) -> str:
@@ -170,6 +184,21 @@ def _difference(stored: dict[str, Any], new: dict[str, Any]) -> str:
         if old["scenario"] != now["scenario"]:
             return f"variant '{now['name']}' resolves to a different scenario"
     return ""
+
+
+@contextmanager
+def _sweep_lock(out: Path) -> Iterator[None]:
+    """One sweep at a time on a folder: two would write the same index and run folders."""
+    try:
+        lock = FolderLock(out).acquire()
+    except FolderLocked:
+        raise InputError(Problem("--out", f"'{out}' is in use: another sweep is running on it",
+                                 "wait for it to finish (the same command then resumes), or use another "
+                                 "folder")) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXPECTED = {  # a line of each script's findings
     "second_to_first_price.py": "utility/win 0.0000",
+    "agency_pacing.py": "joint pacing",
     "reserve_sweep.py": "best reserve in the sweep: 0.5",
     "pacing_on_off.py": "the pacers themselves",
     "what_if_report.py": "report:",

@@ -358,3 +358,22 @@ def test_resume_refuses_what_is_not_interrupted(complete_run, write_scenario, tm
         run(Scenario.from_toml(write_scenario()), out=tmp_path / "failed")
     with pytest.raises(InputError, match="is failed, not interrupted.*--overwrite"):
         bidscape.api.resume(tmp_path / "failed")
+
+
+def test_a_writer_killed_before_its_first_manifest_leaves_a_folder_that_can_be_used(write_scenario, tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / ".bidscape-lock").write_text("")  # all that a writer killed at its start leaves
+    assert run(Scenario.from_toml(write_scenario()), out=folder).manifest["status"] == "complete"
+
+
+def test_a_stop_while_the_recorder_opens_leaves_no_running_folder(write_scenario, tmp_path, monkeypatch):
+    import pyarrow.ipc
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(pyarrow.ipc, "new_file", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run(Scenario.from_toml(write_scenario()), out=tmp_path / "out")
+    assert run_state(tmp_path / "out").status == "failed" and run_state(tmp_path / "out").interrupted

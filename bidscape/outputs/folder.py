@@ -67,23 +67,22 @@ class RunFolder:
         except BaseException:
             self._release_locks()
             raise
-        self.rows = {table: 0 for table in schemas}
-        self._clock = self._progress_written = time.perf_counter()
-        started = time.time()
-        self.manifest: dict[str, Any] = {
-            "status": "running",
-            **manifest,
-            "version": version,
-            "seed": scenario["run"]["seed"],
-            "scenario": scenario,
-            "started": _timestamp(started),
-            "finished": None,
-            "wall_seconds": None,
-            "writer": writer_identity(),
-            "rounds_done": 0,
-            "rows": dict(self.rows),  # rows of whole rounds, as of the last ``end_round``
-        }
-        try:
+        try:  # from here on, any stop (a signal included) leaves a failed run or nothing
+            self.rows = {table: 0 for table in schemas}
+            self._clock = self._progress_written = time.perf_counter()
+            self.manifest: dict[str, Any] = {
+                "status": "running",
+                **manifest,
+                "version": version,
+                "seed": scenario["run"]["seed"],
+                "scenario": scenario,
+                "started": _timestamp(time.time()),
+                "finished": None,
+                "wall_seconds": None,
+                "writer": writer_identity(),
+                "rounds_done": 0,
+                "rows": dict(self.rows),  # rows of whole rounds, as of the last ``end_round``
+            }
             self._write_manifest()
             for table, schema in schemas.items():
                 self._writers[table] = ipc.new_file(str(self.out / f"{table}.arrow"), schema, options=WRITE_OPTIONS)
@@ -98,7 +97,7 @@ class RunFolder:
         self._created = not target.exists()
         if target.exists() and not target.is_dir():
             raise InputError(Problem("--out", f"'{target}' exists and is not a folder", "choose another path"))
-        if target.is_dir() and any(target.iterdir()):
+        if target.is_dir() and _holds_more_than_a_lock(target):
             if not overwrite:
                 raise InputError(Problem("--out", f"output folder '{target}' already exists and is not empty",
                                          "choose another folder, or pass --overwrite to replace the run in it"))
@@ -302,6 +301,12 @@ def _copy_rows(path: Path, rows: int, writer: Any) -> None:
     if copied < rows:
         raise InputError(Problem("--resume", f"'{path}' holds {copied:,} rows; the manifest recorded {rows:,}",
                                  "re-run it with --overwrite"))
+
+
+def _holds_more_than_a_lock(folder: Path) -> bool:
+    """False for an empty folder, and for one a writer left before its first manifest (killed at
+    the start): claiming it then only needs its lock, which ``_lock`` checks."""
+    return any(entry.name not in (LOCK_FILE, MANIFEST_FILE + ".tmp") for entry in os.scandir(folder))
 
 
 def _make_folder(folder: Path) -> None:

@@ -91,15 +91,16 @@ class Recorder(RunFolder):
     def __init__(self, out: Path, scenario: dict[str, Any], population_names: list[str],
                  version: str, overwrite: bool = False, channel_names: tuple[str, ...] = ("main",),
                  extra_tables: Optional[dict[str, pa.Schema]] = None, *, resume: bool = False):
-        super().__init__(out, {"market": MARKET_SCHEMA, "populations": POPULATIONS_SCHEMA, "agents": agents_schema(),
-                               "auctions": AUCTIONS_SCHEMA, **(extra_tables or {})}, scenario, version, overwrite,
-                         resume=resume)
+        # names first: once the folder is claimed, nothing may fail outside RunFolder's own guard
         self.population_names = population_names
         self._population_dictionary = pa.array(population_names, pa.string())
         self._channel_dictionary = pa.array(list(channel_names), pa.string())
         self._codes = {"population": {name: code for code, name in enumerate(population_names)},
                        "channel": {name: code for code, name in enumerate(channel_names)}}
         self._dictionaries = {"population": self._population_dictionary, "channel": self._channel_dictionary}
+        super().__init__(out, {"market": MARKET_SCHEMA, "populations": POPULATIONS_SCHEMA, "agents": agents_schema(),
+                               "auctions": AUCTIONS_SCHEMA, **(extra_tables or {})}, scenario, version, overwrite,
+                         resume=resume)
 
     def _names(self, column: str, names) -> pa.DictionaryArray:
         """Population or channel names, encoded against the run's one dictionary for that column (an

@@ -185,8 +185,9 @@ def _resume(folder: Path, scenario_file: Optional[Path], out: Optional[Path], se
     if clashing:
         raise InputError(Problem("--resume", f"cannot be combined with {', '.join(clashing)}",
                                  "a resumed run keeps its own scenario, seed and folder: give only --resume DIR"))
-    console.print(f"[bold]resuming[/] {escape(str(folder))}")
-    _report(resume(folder, progress=not quiet))
+    result = resume(folder, progress=not quiet)
+    console.print(f"[bold]resumed[/] {escape(str(folder))} from round {result.manifest['resumed'][-1]['at_round']}")
+    _report(result)
 
 
 def _market_game(scenario_file: Path, overrides: list[str]):

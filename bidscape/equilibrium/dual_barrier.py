@@ -83,7 +83,7 @@ def barrier_newton_system(ptr, bidder, val, beta, B, s, mu, weight, slack, H, gr
     longest = 0
     for j in range(m):
         longest = max(longest, ptr[j + 1] - ptr[j])
-    cross = np.empty(longest)  # d^2 / (d beta_i d p_j), per edge of the good
+    curv = np.empty(longest)  # d^2 / d p_j^2 of each edge's barrier term, mu w_i / g^2
     for j in range(m):
         k0 = ptr[j]
         k1 = ptr[j + 1]
@@ -100,15 +100,21 @@ def barrier_newton_system(ptr, bidder, val, beta, B, s, mu, weight, slack, H, gr
             c = mu * weight[i]
             share[k] = c / g
             grad[i] += c * val[k] / g
-            H[i, i] += c * val[k] * val[k] / (g * g)
-            cross[k - k0] = c * val[k] / (g * g)
-            d_pp += c / (g * g)
-        # eliminating p_j (Schur complement) couples the bidders on good j
+            curv[k - k0] = c / (g * g)
+            d_pp += curv[k - k0]
+        # Eliminating p_j (Schur complement) couples the bidders on good j:
+        # H_ab += v_a v_b (curv_a [a == b] - curv_a curv_b / d_pp). On the diagonal this is
+        # curv_a v_a^2 (d_pp - curv_a) / d_pp, summed over the *other* edges rather than
+        # subtracted: when one edge dominates d_pp (a tiny bidder alone at the top of a good)
+        # the subtraction would cancel to rounding noise larger than B_i / beta_i^2.
         for a in range(k1 - k0):
             ia = bidder[k0 + a]
-            ca = cross[a] / d_pp
+            others = 0.0
             for b in range(k1 - k0):
-                H[ia, bidder[k0 + b]] -= ca * cross[b]
+                if b != a:
+                    others += curv[b]
+                    H[ia, bidder[k0 + b]] -= curv[a] * val[k0 + a] * curv[b] * val[k0 + b] / d_pp
+            H[ia, ia] += curv[a] * val[k0 + a] * val[k0 + a] * (others / d_pp)
 
 
 class DualBarrier:

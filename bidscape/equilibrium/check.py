@@ -50,8 +50,13 @@ def check_parts(market: PacingMarket, kind: str, alpha: np.ndarray, prices: np.n
     over = np.max(np.maximum(spend - B, 0.0) / B, initial=0.0)
     paced = alpha < 1.0
     unnec = np.max(np.maximum(B - spend, 0.0)[paced] / B[paced], initial=0.0)
+    # Unsold supply is measured in money, as a share of the value of all priced supply: with
+    # many small goods, a search whose budgets are off by 1e-4 leaves that 1e-4 of the market
+    # unsold on a few goods, which per good would read as 0.6.
     priced = prices > 0.0
-    unsold = np.max(np.maximum(s - sold, 0.0)[priced] / s[priced], initial=0.0)
+    priced_value = float(np.sum(prices[priced] * s[priced]))
+    unsold_value = float(np.sum(prices[priced] * np.maximum(s - sold, 0.0)[priced]))
+    unsold = unsold_value / priced_value if priced_value > 0.0 else 0.0
     overalloc = np.max(np.maximum(sold - s, 0.0) / s, initial=0.0)
     pos = alloc.quantity > 0.0
     bi, gj = alloc.bidder[pos], alloc.good[pos]

@@ -36,10 +36,13 @@ class Allocation:
 class Residuals:
     """Violations of the pacing-equilibrium conditions (0 means exactly satisfied).
 
-    All are relative: ``budget_overspend`` max_i (spend_i - B_i)^+ / B_i;
-    ``unnecessary_pacing`` max over bidders with alpha_i < 1 of (B_i - spend_i)^+ / B_i;
-    ``unsold_supply`` max over goods with a positive price of (s_j - sold_j)^+ / s_j;
-    ``over_allocation`` max_j (sold_j - s_j)^+ / s_j; ``non_highest_allocation`` max over
+    All are relative, each to the scale of what it concerns: ``budget_overspend``
+    max_i (spend_i - B_i)^+ / B_i and ``unnecessary_pacing`` max over bidders with alpha_i < 1
+    of (B_i - spend_i)^+ / B_i (each bidder against its own budget, however small);
+    ``unsold_supply`` the value of unsold priced supply as a share of the value of all
+    priced supply, sum_j p_j (s_j - sold_j)^+ / sum_j p_j s_j over goods with p_j > 0 (a
+    market-wide share: a search leaving 1e-4 of the market unsold on one small good reads
+    1e-4, not the share of that good); ``over_allocation`` max_j (sold_j - s_j)^+ / s_j; ``non_highest_allocation`` max over
     allocated (i, j) of (h_j - alpha_i v_ij) / h_j with h_j the highest paced bid on j;
     ``price_mismatch`` max_j |p_j - q_j| / max(q_j, tiny) with q_j the price the mechanism sets
     (highest paced bid for first price, second-highest for second price); ``alpha_bounds`` how

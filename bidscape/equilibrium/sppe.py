@@ -5,10 +5,14 @@ bid. SPPEs always exist but can be many, and finding one is PPAD-hard (Chen, Kro
 2021), so this is a search, not a solver: multiplicative adaptive pacing (in the spirit of
 Balseiro & Gur 2019), alpha_i <- clip(alpha_i exp(-eta_t (spend_i - B_i) / B_i), floor, 1)
 with a decaying step eta_t, starting from a seeded random point. The point with the smallest
-residual and the (log-)average of the second half of the run are then "snapped": bidders whose paced bids are within a tolerance of the
-top bid of a good are made exactly tied, and a max flow splits tied goods so that paced
-bidders spend their budgets exactly. The result is whichever candidate has the smallest
-``check`` residual; ``converged`` says whether it met ``tol``. It is an exact SPPE only then.
+residual and the (log-)average of the second half of the run are then "snapped": bidders
+whose paced bids are within a tolerance of the top bid of a good are made exactly tied, and a
+max flow splits tied goods so that paced bidders spend their budgets exactly. The result is
+whichever candidate has the smallest ``check`` residual; ``converged`` says whether all of
+them met ``tol``: an SPPE up to ``tol``, with budgets measured per bidder against its own
+budget and unsold supply as a share of the value of all priced supply (see ``Residuals``).
+With many small goods the dynamics reach budget errors of ~1e-3..1e-4, not 1e-9: pass a
+``tol`` such as 1e-3 to accept such an approximate SPPE.
 """
 
 from __future__ import annotations
@@ -68,8 +72,10 @@ def solve_sppe(market: PacingMarket, seed: int = 0, max_iter: int = 2000, *, ste
     """Search for a second-price pacing equilibrium; deterministic given ``seed``.
 
     Returns the best point found (``kind="sppe"``) with its residuals; ``converged`` is True
-    only when every residual is <= ``tol`` (then it is an SPPE up to ``tol``). ``info``
-    holds the best residual of the raw dynamics and the snapping tolerance that won.
+    only when every residual is <= ``tol`` (then it is an SPPE up to ``tol``, residuals
+    scaled as in ``Residuals``). The dynamics stop early once their budget error is <= tol.
+    ``info`` holds the best budget error of the raw dynamics (``dynamics_residual``) and
+    the snapping tolerance that won.
     """
     if not isinstance(market, PacingMarket):
         raise TypeError(f"market must be a PacingMarket, got {type(market).__name__}. "

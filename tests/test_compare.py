@@ -9,6 +9,7 @@ import pytest
 
 import bidscape
 from bidscape.analysis.compare import compare, scenario_changes
+from bidscape.analysis.events import equal_rounds, identical
 from bidscape.errors import InputError
 from bidscape.scenario import Scenario
 
@@ -145,3 +146,95 @@ def test_run_pair_command(tmp_path):
     bad = cli("run-pair", "data/scenarios/reserve_price.toml", "--treatment", "mechanism.reserv=0.5",
               "--seeds", "2", "--out", tmp_path / "bad", "-q")
     assert bad.returncode == 2 and "reserv" in bad.stderr
+
+
+# ---- events that make the arms equal over some rounds (reserve_price.toml raises the reserve at round 5) ----
+
+PER_AUCTION = {0.0: 1 / 3, 0.5: 5 / 12}  # revenue per auction, two U[0, 1] bidders, second price
+
+
+def run_pair(out, *extra, cwd=None):
+    return cli("run-pair", "data/scenarios/reserve_price.toml", "--treatment", "mechanism.reserve=0.5",
+               "--set", "run.auctions_per_round=4000", "--set", "populations.bidders.size=200",
+               "--seeds", "4", "--workers", "1", "-q", *(["--out", out] if out else []), *extra, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def readme_pair(tmp_path_factory):
+    out = tmp_path_factory.mktemp("readme") / "pair"
+    return out, run_pair(out)
+
+
+def test_run_pair_on_the_readme_example_measures_the_whole_effect_of_the_reserve(readme_pair):
+    # The scenario's event sets the reserve to 0.5 at round 5. Held (the default), the treatment
+    # differs from the baseline in all 10 rounds: +25% revenue, not the +11.1% of arms that are
+    # equal in rounds 5-9 (baseline 1/3 then 5/12, treatment 5/12 throughout).
+    out, result = readme_pair
+    assert result.returncode == 0, result.stderr
+    assert "dropped from both arms events[0] at round 5 set mechanism.reserve = 0.5" in result.stdout
+    assert "WARNING" not in result.stdout
+    revenue = compare(out / "baseline", out / "treatment", ["revenue"]).table.row(0, named=True)
+    auctions = 10 * 4000  # per seed
+    assert revenue["ci_low"] <= (PER_AUCTION[0.5] - PER_AUCTION[0.0]) * auctions <= revenue["ci_high"]
+    assert abs(revenue["relative"] - 0.25) < 0.01  # 5/12 over 1/3; the interval above is the test's tolerance
+    diluted = PER_AUCTION[0.5] / ((PER_AUCTION[0.0] + PER_AUCTION[0.5]) / 2) - 1  # +11.1%
+    assert revenue["relative_ci_low"] > diluted
+    baseline = bidscape.Run(out / "baseline" / "seed-1")
+    assert baseline.manifest["scenario"]["events"] == []
+    assert set(baseline.market["reserve"].to_list()) == {0.0}
+
+
+def test_run_pair_without_hold_warns_in_the_terminal_and_the_report_with_the_event_and_rounds(tmp_path):
+    result = run_pair(tmp_path / "pair", "--no-hold")
+    assert result.returncode == 0, result.stderr
+    line = ("the arms are equal on mechanism.reserve in rounds 5-9 (5 of 10) because events[0] at round 5 sets "
+            "mechanism.reserve = 0.5 in both arms")
+    assert result.stdout.count("WARNING") == 1 and line in " ".join(result.stdout.split())
+    report = (tmp_path / "pair" / "report.html").read_text()
+    assert "class='warning'" in report and "rounds 5-9" in report and "events[0] at round 5" in report
+    comparison = compare(tmp_path / "pair" / "baseline", tmp_path / "pair" / "treatment", ["revenue"])
+    assert [o.rounds for o in comparison.overlaps] == [(5, 6, 7, 8, 9)]
+    revenue = comparison.table.row(0, named=True)
+    assert revenue["ci_low"] <= (PER_AUCTION[0.5] - PER_AUCTION[0.0]) * 5 * 4000 <= revenue["ci_high"]  # rounds 0-4
+
+
+def test_run_pair_refuses_a_treatment_that_changes_nothing(tmp_path):
+    result = cli("run-pair", "data/scenarios/reserve_price.toml", "--treatment", "mechanism.reserve=0.0",
+                 "--seeds", "2", "--out", tmp_path / "pair", "-q")
+    assert result.returncode == 2 and "changes nothing" in result.stderr
+    assert not (tmp_path / "pair").exists()
+
+
+def test_equal_rounds_follow_the_events_round_by_round():
+    base = reserve_scenario().with_updates({"run.rounds": 10, "events": [
+        {"at_round": 3, "set": {"mechanism.reserve": 0.2}}, {"at_round": 7, "set": {"mechanism.reserve": 0.5}},
+        {"at_round": 0, "set": {"populations.bidders.values": {"dist": "uniform", "low": 0.0, "high": 2.0}}}]})
+    treated = base.with_updates({"mechanism.reserve": 0.5}).to_dict()
+    [overlap] = equal_rounds(base.to_dict(), treated)  # 0.0 -> 0.2 (round 3) -> 0.5 (7) against 0.5 -> 0.2 -> 0.5
+    assert overlap.key == "mechanism.reserve" and overlap.rounds == tuple(range(3, 10)) and not overlap.everywhere
+    assert overlap.events == ("events[0] at round 3 sets mechanism.reserve = 0.2 in both arms",
+                              "events[1] at round 7 sets mechanism.reserve = 0.5 in both arms")
+    assert equal_rounds(base.to_dict(), base.to_dict()) == [] and identical(base.to_dict(), base.to_dict())
+    # an event at round 0 overrides the base values in both arms: the arms never differ on them
+    values = base.with_updates({"populations.bidders.values": {"dist": "uniform", "low": 0.0, "high": 3.0}})
+    assert equal_rounds(base.to_dict(), values.to_dict()) == [] and identical(base.to_dict(), values.to_dict())
+    # events in one arm only; the values differ in every round (U[0, 1] against U[0, 2]): not listed
+    held = base.with_updates({"events": [], "mechanism.reserve": 0.5}).to_dict()
+    [overlap] = equal_rounds(held, treated)
+    assert overlap.rounds == (0, 1, 2, 7, 8, 9) and "in rounds 0-2, 7-9 (6 of 10)" in overlap.message()
+    assert overlap.events[-1] == "events[1] at round 7 sets mechanism.reserve = 0.5 in the treatment"
+    assert not identical(held, treated)
+
+
+def test_the_dashboard_ab_page_shows_the_warning():
+    testing = pytest.importorskip("streamlit.testing.v1")
+    script = """
+import polars as pl
+from bidscape.dashboards.views import ab
+table = pl.DataFrame({"metric": ["revenue"], "baseline": [1.0], "treatment": [1.1], "difference": [0.1],
+                      "relative": [0.1], "method": ["paired seeds (n=2, t interval)"]})
+ab.show({"table": table, "seeds": [1, 2], "warnings": ["the arms are equal on mechanism.reserve in rounds 5-9"]}, 0.95)
+"""
+    at = testing.AppTest.from_string(script, default_timeout=60).run()
+    assert not at.exception
+    assert any("equal on mechanism.reserve in rounds 5-9" in e.value for e in at.error)

@@ -41,7 +41,12 @@ def run_pair(
     treatment: list[str] = typer.Option(..., "--treatment", "-t", metavar="KEY.PATH=VALUE",
                                         help="What the treatment changes (repeatable)."),
     seeds: int = typer.Option(10, help="Paired seeds: 1..N in both arms."),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/NAME-pair-TIMESTAMP)."),
+    out: Path = typer.Option(Path("runs/pair"), help="Output folder; the same command resumes it."),
+    overwrite: bool = typer.Option(False, help="Replace the folder when it holds another run-pair."),
+    hold: bool = typer.Option(True, "--hold/--no-hold",
+                              help="The treatment holds for the whole run: events that set a treated key are "
+                                   "dropped from both arms (default). --no-hold keeps them (the arms may then "
+                                   "be equal over some rounds: warned)."),
     overrides: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY.PATH=VALUE",
                                                   help="Change both arms, e.g. --set run.rounds=10 (repeatable)."),
     workers: Optional[int] = typer.Option(None, help="Processes (default: one per core)."),
@@ -51,7 +56,7 @@ def run_pair(
 ) -> None:
     """Run a baseline and a treatment over the same seeds (common random numbers) and compare them."""
     from bidscape.analysis.compare import compare as run_compare
-    from bidscape.api import default_output_folder
+    from bidscape.analysis.pair import arms, prepare_out
     from bidscape.scenario import Scenario, parse_value
     from bidscape.sweep import SweepSpec, run_sweep
 
@@ -63,17 +68,25 @@ def run_pair(
             raise InputError(Problem("--treatment", f"'{item}' is not KEY.PATH=VALUE",
                                      "write e.g. --treatment mechanism.reserve=0.3"))
         changes[key.strip()] = parse_value(value)
-    out = out or default_output_folder(f"{base.run.name}-pair")
+    base, notes, warnings = arms(base, changes, hold)
     spec = SweepSpec.from_scenario(base, {"baseline": {}, "treatment": changes}, list(range(1, seeds + 1)),
                                    f"{base.run.name}-pair", swept_keys=list(changes))
-    console.print(f"[bold]run-pair[/]: {seeds} seeds x 2 arms into {escape(str(out))}; treatment: "
+    prepare_out(out, overwrite, spec)
+    console.print(f"[bold]run-pair[/]: {seeds} seeds x 2 arms into [bold]{escape(str(out))}[/] "
+                  f"({escape(str(out / 'baseline'))}, {escape(str(out / 'treatment'))}); treatment: "
                   + escape(", ".join(f"{k} = {v!r}" for k, v in changes.items())))
+    for note in notes:
+        console.print(f"[bold]note[/]: {escape(note)} (--no-hold keeps it)")
+    for warning in warnings:
+        console.print(f"[bold red]warning[/]: {escape(warning)}")
     result = run_sweep(spec, out, backend=backend, workers=workers, progress=not quiet)
     if not result.ok:
         raise InputError(Problem("--treatment", f"{result.failed} run(s) failed and {result.pending} did not finish "
                                  f"(see {out / 'index.csv'})", "fix the cause and run the same command again: "
                                  "complete runs are kept"))
     _finish(run_compare(out / "baseline", out / "treatment", level=level), out / "report.html", None)
+    console.print(f"arms: [bold]{escape(str(out / 'baseline'))}[/] and [bold]{escape(str(out / 'treatment'))}[/] "
+                  f"(bidscape compare {escape(str(out / 'baseline'))} {escape(str(out / 'treatment'))})")
 
 
 def _finish(result, report: Path, csv: Optional[Path]) -> None:
@@ -107,6 +120,8 @@ def print_table(result) -> None:
                       fmt(r["relative"], True), rel, "seeds" if r["method"].startswith("paired") else
                       ("rounds" if r["method"].startswith("batch") else escape(r["method"])))
     console.print(table)
+    for warning in result.warnings:  # after the table, where the eye lands, and in red: the effects mislead
+        console.print(f"[bold red]WARNING[/]: {escape(warning)}")
     if result.scenario_changes:
         console.print("changed: " + escape("; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in result.scenario_changes)))
     if result.unpaired:

@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from bidscape.analysis.events import Overlap, equal_rounds, identical
 from bidscape.analysis.metrics import (HEADLINE, MARKET_RATIOS, POPULATION_RATIOS, headline, market, populations,
                                       with_ratios)
 from bidscape.analysis.sources import RunRef, Source, runs_of
@@ -62,6 +63,19 @@ class Comparison:
     by_round: pl.DataFrame
     unpaired: dict[str, list[int]] = field(default_factory=dict)
     scenario_changes: list[tuple[str, object, object]] = field(default_factory=list)
+    # keys the arms differ on in some round but share in others (events), and whether they never differ
+    overlaps: list[Overlap] = field(default_factory=list)
+    identical_arms: bool = False
+
+    @property
+    def warnings(self) -> list[str]:
+        """What makes the effects mislead, one line each: arms equal over some or all rounds."""
+        lines = []
+        if self.identical_arms:
+            lines.append("the arms have the same settings in every round (events included): the treatment "
+                         "changes nothing, and every difference is 0 by construction")
+        lines.extend(o.message() for o in self.overlaps)
+        return lines
 
     def to_html(self, path) -> None:
         from bidscape.analysis.report import write_report
@@ -109,10 +123,11 @@ def compare(baseline: Source, treatment: Source, metrics: Optional[Sequence[str]
                           treat_rounds.with_columns(pl.lit("treatment").alias("arm"))])
     unpaired = {"baseline": sorted(set(base_by_seed) - set(seeds)),
                 "treatment": sorted(set(treat_by_seed) - set(seeds))}
+    base_scenario, treat_scenario = base[0].run.manifest["scenario"], treat[0].run.manifest["scenario"]
     return Comparison(_name(base_refs), _name(treat_refs), seeds, level, table, per_seed,
                       by_round.select("arm", *[c for c in by_round.columns if c != "arm"]),
-                      {k: v for k, v in unpaired.items() if v},
-                      scenario_changes(base[0].run.manifest["scenario"], treat[0].run.manifest["scenario"]))
+                      {k: v for k, v in unpaired.items() if v}, scenario_changes(base_scenario, treat_scenario),
+                      equal_rounds(base_scenario, treat_scenario), identical(base_scenario, treat_scenario))
 
 
 def _by_seed(refs: list[RunRef], arm: str) -> dict[int, RunRef]:

@@ -25,6 +25,8 @@ th:first-child, td:first-child { text-align: left; }
 .up { color: #1a7f37; } .down { color: #cf222e; } .flat { color: #666; }
 .note { color: #555; font-size: 0.9rem; }
 figure { margin: 1rem 0; }
+.warning { background: #fff1f0; border: 2px solid #cf222e; color: #82071e; padding: 0.8rem 1rem; margin: 1rem 0;
+           font-weight: 600; }
 """
 
 PLOTTED = ("revenue", "mean_price", "sold_share", "efficiency")
@@ -40,6 +42,8 @@ def write_report(comparison: "Comparison", path) -> Path:
              f"<p class='note'>{len(c.seeds)} paired seed(s) ({_seed_list(c.seeds)}), common random numbers: "
              f"each seed sees the same auctions in both arms. Intervals at {c.level:.0%}. "
              f"bidscape {__version__}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.</p>"]
+    for warning in c.warnings:  # first thing under the title: these effects are not what they seem
+        parts.append(f"<div class='warning' role='alert'>Warning: {html.escape(warning)}</div>")
     if c.scenario_changes:
         parts.append("<h2>What changed</h2><table><tr><th>scenario field</th><th>baseline</th><th>treatment</th></tr>")
         for key, a, b in c.scenario_changes:

@@ -347,7 +347,7 @@ def _compare(baseline: tuple[str, ...], treatment: tuple[str, ...], stamp: tuple
     source = (lambda s: s[0] if len(s) == 1 else list(s))
     result = compare(source(baseline), source(treatment), level=level, batches=batches)
     return {name: getattr(result, name, None) for name in ("table", "per_seed", "by_round", "seeds", "unpaired",
-                                                           "scenario_changes", "baseline", "treatment")}
+                                                           "scenario_changes", "baseline", "treatment", "warnings")}
 
 
 def compare(baseline: Sequence[str], treatment: Sequence[str], level: float = 0.95, batches: int = 10

@@ -85,6 +85,8 @@ def show(result: dict, level: float) -> None:
     if result.get("unpaired"):
         st.warning("Seeds without a partner (left out): " + "; ".join(
             f"{arm}: {', '.join(map(str, seeds_))}" for arm, seeds_ in result["unpaired"].items()))
+    for warning in result.get("warnings") or []:  # events make the arms equal over some rounds: effects mislead
+        st.error(f"**Warning**: {warning}")
     changes = result.get("scenario_changes") or []
     if changes:
         st.caption("What differs: " + "; ".join(f"`{path}` {a!r} → {b!r}" for path, a, b in changes[:10])

@@ -419,3 +419,81 @@ def test_registered_command_exits_with_code_2(tmp_path, bidscape_cli):
     result = bidscape_cli("dashboard", tmp_path / "nowhere")
     assert result.returncode == 2
     assert "does not exist" in result.stderr
+
+
+# ---- what a user sees (issue "Trust II", item 10) ----
+
+def _colour_scales(at: AppTest, field: str) -> list[dict]:
+    """The colour scale of every chart (and layer) of the page that colours by ``field``."""
+    scales = []
+
+    def walk(spec: dict) -> None:
+        colour = (spec.get("encoding") or {}).get("color") or {}
+        if colour.get("field") == field:
+            scales.append(colour.get("scale"))
+        for layer in spec.get("layer") or []:
+            walk(layer)
+
+    for element in charts(at):
+        walk(json.loads(element.proto.spec))
+    return scales
+
+
+def test_a_population_keeps_its_colour_in_every_chart_of_a_page(app, root):
+    at = app.run()
+    select(at, "run", root / "single")
+    at.switch_page("views/distributions.py").run()
+    ok(at)
+    scales = _colour_scales(at, "population")
+    # spend, utility, multiplier, and remaining budget (where the unbudgeted "brand" has no bar)
+    assert len(scales) == 4
+    assert all(s == scales[0] for s in scales), scales
+    assert scales[0]["domain"] == ["brand", "paced"] and len(set(scales[0]["range"])) == 2
+    at.switch_page("views/time_series.py").run()
+    ok(at)
+    scales = _colour_scales(at, "series")
+    assert len(scales) >= 4 and all(s == scales[0] for s in scales), scales  # the budget line's layer too
+    assert scales[0]["domain"] == ["brand", "paced"]
+
+
+def test_unlimited_budgets_read_unlimited(app, root):
+    at = app.run()
+    select(at, "run", root / "single")
+    at.switch_page("views/populations.py").run()
+    ok(at)
+    populations = at.dataframe[0].value.set_index("population")
+    assert populations.loc["brand", "budget"] == "unlimited"
+    assert populations.loc["brand", "budget_remaining"] == "unlimited"
+    assert float(populations.loc["paced", "budget"]) > 0  # a finite budget stays a number
+    assert "None" not in populations.astype(str).to_numpy()
+
+
+def test_level_charts_start_at_zero():
+    from bidscape.dashboards import ui
+
+    long = pl.DataFrame({"group": ["a", "a"], "round": [0, 1], "mean": [0.996, 1.0], "low": [0.995, 0.999],
+                         "high": [0.997, 1.0], "n": [2, 2]})
+    spec = ui.band_chart(long, "round", "Efficiency").to_dict()
+    line = next(layer for layer in spec["layer"] if layer["encoding"]["y"]["field"] == "mean")
+    assert line["encoding"]["y"]["scale"]["zero"] is True
+    zoomed = ui.band_chart(long, "round", "Efficiency (zoomed)", zero=False).to_dict()
+    assert next(layer for layer in zoomed["layer"] if layer["encoding"]["y"]["field"] == "mean"
+                )["encoding"]["y"]["scale"]["zero"] is False
+
+
+def test_gsp_price_histogram_counts_the_cost_per_click_of_clicked_slots(tmp_path):
+    (tmp_path / "dash.toml").write_text(SCENARIO)
+    scenario = bidscape.Scenario.from_toml(tmp_path / "dash.toml").with_updates({
+        "mechanism.type": "gsp", "mechanism.slot_ctrs": [0.3, 0.15, 0.05], "mechanism.pricing": "click",
+        "run.auction_sample_rate": 0.5, "channels": []})
+    bidscape.run(scenario, out=tmp_path / "gsp")
+    slots = pl.read_ipc(tmp_path / "gsp" / "auctions.arrow").filter(pl.col("winner") >= 0)
+    clicked = slots.filter(pl.col("clicks") > 0).select((pl.col("price") / pl.col("clicks")).alias("cpc"))
+    assert clicked.height < slots.height / 2  # most filled slots get no click (and pay 0)
+    data.clear_caches()
+    counts, summary = data.price_histogram([str(tmp_path / "gsp")], bins=20)
+    assert summary.get_column("n").to_list() == [clicked.height]
+    assert summary.get_column("mean")[0] == pytest.approx(clicked.get_column("cpc").mean(), rel=1e-12)
+    assert counts.get_column("count").sum() == clicked.height
+    assert counts.get_column("low").min() == pytest.approx(clicked.get_column("cpc").min())  # no bar at 0
+    assert "cost per click" in data.price_basis([str(tmp_path / "gsp")])

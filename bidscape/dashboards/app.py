@@ -8,7 +8,7 @@ import streamlit as st
 
 from bidscape.dashboards import ui
 
-st.set_page_config(page_title="bidscape", page_icon=":material/gavel:", layout="wide")
+st.set_page_config(page_title="bidscape", page_icon=ui.page_icon(), layout="wide")
 navigation = st.navigation([st.Page(path, title=title, icon=icon, url_path=url, default=i == 0)
                             for i, (path, title, icon, url) in enumerate(ui.PAGES)])
 ui.sidebar()

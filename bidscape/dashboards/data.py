@@ -257,7 +257,13 @@ def auctions_scan(source: Sequence[str], filters: Filters = Filters()) -> pl.Laz
 @st.cache_data(show_spinner=False, max_entries=32)
 def _price_histogram(source: tuple[str, ...], stamp: tuple, filters: Filters, bins: int
                      ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    sold = auctions_scan(source, filters).filter(pl.col("winner") >= 0).select("group", "seed", "price")
+    scan = auctions_scan(source, filters)
+    per_click = _click_priced(source)
+    if per_click:  # a click-priced slot pays only when clicked: the price of a click, not the 0 of a miss
+        clicked = pl.col("channel").is_in(per_click) & pl.col("clicks").is_not_null()
+        scan = scan.filter(~clicked | (pl.col("clicks") > 0)).with_columns(
+            pl.when(clicked).then(pl.col("price") / pl.col("clicks")).otherwise(pl.col("price")).alias("price"))
+    sold = scan.filter(pl.col("winner") >= 0).select("group", "seed", "price")
     prices = sold.collect(engine="streaming")
     counts, _ = histogram(prices, "price", by="group", bins=bins)
     summary = prices.group_by("group").agg(
@@ -266,9 +272,30 @@ def _price_histogram(source: tuple[str, ...], stamp: tuple, filters: Filters, bi
     return counts, summary
 
 
+def _click_priced(source: Sequence[str]) -> list[str]:
+    """The channels (of any run of the source) whose position auctions charge per click."""
+    channels = []
+    for ref in analysis.runs_of(list(source)):
+        scenario = ref.run.manifest["scenario"]
+        mechanism = scenario["mechanism"]
+        for channel in scenario.get("channels") or [{"name": "main"}]:
+            m = {**mechanism, **{k: v for k, v in (channel.get("mechanism") or {}).items() if v is not None}}
+            if len(m.get("slot_ctrs") or [1]) > 1 and m.get("pricing", "click") == "click":
+                channels.append(channel["name"])
+    return sorted(set(channels))
+
+
+def price_basis(source: Sequence[str]) -> str:
+    """What ``price_histogram`` counts, in words."""
+    return ("the cost per click of clicked slots (a click-priced slot that got no click pays nothing), "
+            "the price of each filled slot or auction elsewhere" if _click_priced(source) else
+            "the price of each sold auction (or filled slot)")
+
+
 def price_histogram(source: Sequence[str], filters: Filters = Filters(), bins: int = 40
                     ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Histogram of sampled winning prices (per group) and a summary (n, mean, quantiles)."""
+    """Histogram of sampled winning prices (per group) and a summary (n, mean, quantiles). Slots of a
+    position auction that charges per click count only when clicked, at their cost per click."""
     source = tuple(source)
     return _price_histogram(source, fingerprint(source), filters, bins)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from contextlib import contextmanager
-from typing import Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 import altair as alt
 import polars as pl
@@ -18,6 +18,9 @@ import streamlit as st
 
 from bidscape.dashboards import data
 from bidscape.errors import InputError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 LOG = logging.getLogger("bidscape.dashboard")
 
@@ -70,6 +73,18 @@ METRICS = {
 }
 
 
+def page_icon() -> "Image.Image":
+    """The browser tab's icon, drawn here (three bars) and served by the dashboard itself: an emoji or
+    ``:material/...:`` icon makes the browser fetch it from a CDN, and the dashboard must work offline."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    for i, (height, colour) in enumerate(zip((28, 44, 60), COLOURS)):
+        draw.rectangle((4 + 20 * i, 64 - height, 20 + 20 * i, 63), fill=colour)
+    return image
+
+
 def label(metric: str) -> str:
     return METRICS.get(metric, (metric.replace("_", " ").capitalize(),))[0]
 
@@ -101,8 +116,49 @@ def column_config(columns: Sequence[str]) -> dict:
     return config
 
 
+def readable(frame: pl.DataFrame) -> pl.DataFrame:
+    """Numeric columns with missing values as text: a missing budget is "unlimited" (a population without
+    one), any other missing number "–"; a table would show the bare null as "None"."""
+    shown = []
+    for column in frame.columns:
+        if not frame.schema[column].is_numeric() or frame.get_column(column).null_count() == 0:
+            continue
+        missing = "unlimited" if column in UNLIMITED_WHEN_MISSING or column.endswith(UNLIMITED_WHEN_MISSING) else "–"
+        metric = column if column in METRICS else column.rsplit(" ", 1)[-1]
+        shown.append(pl.col(column).map_elements(lambda v, m=metric: fmt(v, m), return_dtype=pl.String)
+                     .fill_null(missing).alias(column))
+    return frame.with_columns(shown) if shown else frame
+
+
+# a population without a budget has these null: the budget is unlimited, not unknown
+UNLIMITED_WHEN_MISSING = ("budget", "budget_remaining")
+
+
+LABELS = ("group", "variant", "population", "channel", "label", "metric")
+
+
+def label_columns(frame: pl.DataFrame) -> dict:
+    """Name columns (variant, population, ...) pinned and wide enough for their longest name: the grid
+    clips a cell's text at its edge without an ellipsis, so "reserve=0.25" in a narrow column reads
+    "reserve=0.2"."""
+    config = {}
+    for column in LABELS:
+        if column in frame.columns and frame.schema[column] in (pl.String, pl.Categorical, pl.Enum):
+            longest = max([len(column), *(len(str(v)) for v in frame.get_column(column).drop_nulls())])
+            config[column] = st.column_config.TextColumn(column, width=min(8 * longest + 32, 480), pinned=True)
+    return config
+
+
 def table(frame: pl.DataFrame, **kwargs) -> None:
-    st.dataframe(frame, column_config=column_config(frame.columns), hide_index=True, **kwargs)
+    """A table as wide as the page, scrolling sideways when its columns need more."""
+    frame = readable(frame)
+    numeric = [c for c in frame.columns if frame.schema[c].is_numeric()]
+    config = column_config(numeric)
+    config.update({c: st.column_config.TextColumn(METRICS[c][0], help=METRICS[c][2] or None)
+                   for c in frame.columns if c in METRICS and c not in numeric})
+    config.update(label_columns(frame))
+    st.dataframe(frame, column_config={**config, **kwargs.pop("column_config", {})}, hide_index=True,
+                 width="stretch", **kwargs)
 
 
 # ---- errors ----
@@ -224,6 +280,22 @@ def header(title: str, entry: Optional[data.Entry] = None, filters: Optional[dat
 # ---- charts ----
 
 PALETTE = alt.Scale(scheme="tableau10")
+# tableau10, fixed here so a name keeps its colour in every chart of a page (a scheme alone colours
+# by order of appearance, so a chart missing one population shifts the colours of the others)
+COLOURS = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d",
+           "#bab0ac")
+
+
+def colour_scale(names: Sequence[str]) -> alt.Scale:
+    """One colour per name, the same in every chart built with this scale: build it once per page
+    from every name the page can show (e.g. all populations) and pass it to each chart."""
+    names = list(dict.fromkeys(str(n) for n in names))
+    return alt.Scale(domain=names, range=[COLOURS[i % len(COLOURS)] for i in range(len(names))])
+
+
+def legend(title: Optional[str] = None) -> alt.Legend:
+    """A legend that shows whole names (Vega cuts labels past 160 px by default)."""
+    return alt.Legend(title=title, labelLimit=0)
 
 
 def integer_axis(x: str) -> alt.Axis:
@@ -238,29 +310,37 @@ def safe_name(name: str) -> str:
 
 def band_chart(long: pl.DataFrame, x: str, title: str, color: str = "group", x_title: Optional[str] = None,
                y_title: Optional[str] = None, height: int = 260, nominal_x: bool = False,
-               color_title: Optional[str] = None) -> alt.LayerChart:
-    """Mean as a line (with points), the band from ``low`` to ``high`` as a shaded area (or error bars)."""
+               color_title: Optional[str] = None, scale: Optional[alt.Scale] = None, zero: bool = True
+               ) -> alt.LayerChart:
+    """Mean as a line (with points), the band from ``low`` to ``high`` as a shaded area (or error bars).
+
+    ``scale``: the page's colour scale (``colour_scale``). ``zero``: the y axis starts at zero, so a
+    level's change is drawn to scale (0.996 -> 1.000 is a flat line, not a crash); pass False only
+    for a chart whose title says the axis is zoomed."""
     x_type = "N" if nominal_x else "Q"
     single = long.get_column(color).n_unique() <= 1 if color in long.columns else True
     base = alt.Chart(long).encode(
-        x=alt.X(f"{x}:{x_type}", title=x_title or x, axis=integer_axis(x)),
-        color=alt.Color(f"{color}:N", title=color_title or color, scale=PALETTE, legend=None if single else alt.Legend()),
+        x=alt.X(f"{x}:{x_type}", title=x_title or x, axis=integer_axis(x), scale=alt.Scale(zero=False, nice=False,
+                                                                                          padding=12)
+                if not nominal_x else alt.Undefined),
+        color=alt.Color(f"{color}:N", title=color_title or color, scale=scale or PALETTE,
+                        legend=None if single else legend(color_title or color)),
         tooltip=[alt.Tooltip(f"{x}:{x_type}", title=x_title or x), alt.Tooltip(f"{color}:N", title=color_title or color),
                  alt.Tooltip("mean:Q", format=".4g"), alt.Tooltip("low:Q", format=".4g"),
                  alt.Tooltip("high:Q", format=".4g"), alt.Tooltip("n:Q", title="runs")])
     line = base.mark_line(point=long.height <= 200).encode(y=alt.Y("mean:Q", title=y_title or title,
-                                                                  scale=alt.Scale(zero=False)))
+                                                                  scale=alt.Scale(zero=zero)))
     band = (base.mark_errorbar() if nominal_x else base.mark_area(opacity=0.2)).encode(y="low:Q", y2="high:Q")
     return alt.layer(band, line).properties(title=title, height=height)
 
 
 def histogram_chart(counts: pl.DataFrame, title: str, color: Optional[str] = None, x_title: str = "",
-                    height: int = 240) -> alt.Chart:
+                    height: int = 240, scale: Optional[alt.Scale] = None) -> alt.Chart:
     encoding = dict(x=alt.X("low:Q", title=x_title or title, bin="binned"), x2="high:Q",
                     y=alt.Y("count:Q", title="count", stack=None),
                     tooltip=["low:Q", "high:Q", "count:Q"] + ([f"{color}:N"] if color else []))
     if color:
-        encoding["color"] = alt.Color(f"{color}:N", title=color, scale=PALETTE)
+        encoding["color"] = alt.Color(f"{color}:N", title=color, scale=scale or PALETTE, legend=legend(color))
     return alt.Chart(counts).mark_bar(opacity=0.6).encode(**encoding).properties(title=title, height=height)
 
 

@@ -116,8 +116,10 @@ def show(result: dict, level: float) -> None:
     if not chart.is_empty():
         st.subheader("Relative change with its interval")
         base = alt.Chart(chart).encode(y=alt.Y("label:N", title=None, sort=None))
+        # padding: a point or interval end at the extreme would sit on the plot's edge, half hidden
         bars = base.mark_errorbar(ticks=True).encode(x=alt.X("relative_ci_low:Q", title="treatment / baseline − 1",
-                                                            axis=alt.Axis(format="%")), x2="relative_ci_high:Q")
+                                                            axis=alt.Axis(format="%"), scale=alt.Scale(padding=24)),
+                                                     x2="relative_ci_high:Q")
         points = base.mark_point(filled=True, size=70).encode(
             x="relative:Q", color=alt.condition("datum.relative_ci_low > 0 || datum.relative_ci_high < 0",
                                                 alt.value("#d62728"), alt.value("#1f77b4")),

@@ -27,10 +27,11 @@ def prices(entry: data.Entry, filters: data.Filters, bins: int) -> None:
         st.info("The auction sample has no sold auction here (run.auction_sample_rate may be 0).")
         return
     rate = data.options(entry).manifest["scenario"]["run"].get("auction_sample_rate", 0)
-    st.caption(f"From the auction sample (rate {rate:g}): {summary.get_column('n').sum():,} sold auctions "
-               "(slots); prices above the 99.5% quantile are counted in the last bin.")
+    st.caption(f"From the auction sample (rate {rate:g}): {summary.get_column('n').sum():,} prices counted, "
+               f"{data.price_basis(entry.source)}; prices above the 99.5% quantile are counted in the last bin.")
     several = summary.height > 1
-    ui.chart(ui.histogram_chart(counts, "Winning price", color="group" if several else None, x_title="price"))
+    ui.chart(ui.histogram_chart(counts, "Winning price", color="group" if several else None, x_title="price",
+                                scale=ui.colour_scale(summary.get_column("group"))))
     st.dataframe(summary.rename({"n": "sampled", "q10": "p10", "q50": "median", "q90": "p90"}), hide_index=True,
                  column_config={c: st.column_config.NumberColumn(format="%.4f")
                                 for c in ("mean", "p10", "median", "p90")})
@@ -62,6 +63,7 @@ def agents(entry: data.Entry, filters: data.Filters, bins: int) -> None:
     if sample.is_empty():
         st.warning("No agent matches the filters.")
         return
+    colours = ui.colour_scale(options.populations)  # one colour per population in all four histograms
     columns = st.columns(2)
     for i, metric in enumerate(AGENT_METRICS):
         counts, dropped = data.histogram(sample, metric, by="population", bins=bins)
@@ -69,7 +71,8 @@ def agents(entry: data.Entry, filters: data.Filters, bins: int) -> None:
             if counts.is_empty():
                 st.caption(f"{ui.label(metric)}: no finite values (e.g. no population has a budget).")
                 continue
-            ui.chart(ui.histogram_chart(counts, ui.label(metric), color="population", x_title=metric))
+            ui.chart(ui.histogram_chart(counts, ui.label(metric), color="population", x_title=metric,
+                                        scale=colours))
             if dropped:
                 st.caption(f"{dropped:,} agents without a budget (infinite) left out.")
     stats = sample.group_by("population").agg(
@@ -77,8 +80,8 @@ def agents(entry: data.Entry, filters: data.Filters, bins: int) -> None:
         *[pl.col(m).filter(pl.col(m).is_finite()).mean().alias(f"mean {m}") for m in AGENT_METRICS],
         *[pl.col(m).filter(pl.col(m).is_finite()).median().alias(f"median {m}") for m in AGENT_METRICS],
     ).sort("population")
-    st.dataframe(stats, hide_index=True,
-                 column_config={c: st.column_config.NumberColumn(format="%.4g") for c in stats.columns[2:]})
+    ui.table(stats, column_config={c: st.column_config.NumberColumn(format="%.4g") for c in stats.columns[2:]
+                                   if stats.schema[c].is_numeric() and stats.get_column(c).null_count() == 0})
 
 
 def options_total(options: data.Options) -> int:

@@ -64,8 +64,8 @@ def plot(sweep: data.Entry, filters: data.Filters) -> None:
                f"as a {'bar' if nominal else 'band'}; {results.height} complete run(s).")
     summary = long.select(*([pl.col("group").alias(colour)] if colour != "(none)" else []),
                           pl.col(safe[x]).alias(x), "n", "mean", "low", "high")
-    st.dataframe(summary, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.5g")
-                                                          for c in ("mean", "low", "high")})
+    st.dataframe(summary, hide_index=True, width="stretch", column_config={
+        **ui.label_columns(summary), **{c: st.column_config.NumberColumn(format="%.5g") for c in ("mean", "low", "high")}})
 
 
 def show_index(sweep: data.Entry) -> None:
@@ -76,8 +76,8 @@ def show_index(sweep: data.Entry) -> None:
     status = st.multiselect("Status", sorted(index.get_column("status").unique().to_list()), key="sweep_status",
                             placeholder="every status")
     shown = index.filter(pl.col("status").is_in(status)) if status else index
-    st.dataframe(shown, hide_index=True, column_config={
-        "wall_seconds": st.column_config.NumberColumn("wall time (s)", format="%.2f")})
+    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        **ui.label_columns(shown), "wall_seconds": st.column_config.NumberColumn("wall time (s)", format="%.2f")})
 
 
 render()

@@ -36,12 +36,13 @@ def market(entry: data.Entry, filters: data.Filters, band: str) -> None:
         st.caption(f"{frame.get_column('round').n_unique():,} rounds: 1 in "
                    f"{round(frame.height / max(thinned.height, 1))} drawn (at most {data.MAX_POINTS:,} points).")
     long = data.over_seeds(thinned, ["round"], MARKET, band)
+    colours = ui.colour_scale(long.get_column("group").unique(maintain_order=True))
     st.subheader("Market")
     columns = st.columns(2)
     for i, metric in enumerate(MARKET):
         one = long.filter(pl.col("metric") == metric)
         with columns[i % 2]:
-            ui.chart(ui.band_chart(one, "round", ui.label(metric), color_title="variant"))
+            ui.chart(ui.band_chart(one, "round", ui.label(metric), color_title="variant", scale=colours))
 
 
 def populations(entry: data.Entry, filters: data.Filters, band: str) -> None:
@@ -54,21 +55,23 @@ def populations(entry: data.Entry, filters: data.Filters, band: str) -> None:
     series = (pl.col("group") + " · " + pl.col("population")) if several else pl.col("population")
     long = long.with_columns(series.alias("series"))
     key = "series"
+    # every series of the page in one colour map: the budget lines cover only budgeted populations
+    colours = ui.colour_scale(long.sort("group", "population").get_column("series").unique(maintain_order=True))
     st.subheader("Bidders")
     left, right = st.columns(2)
     with left:
         ui.chart(ui.band_chart(long.filter(pl.col("metric") == "multiplier"), "round", "Pacing multiplier",
                                color=key, y_title="mean bid multiplier",
-                               color_title="population"))
+                               color_title="population", scale=colours))
     with right:
         spend = long.filter(pl.col("metric") == "cumulative_spend")
         budgets = long.filter((pl.col("metric") == "budget") & pl.col("mean").is_not_null())
         figure = ui.band_chart(spend, "round", "Spend against budget", color=key, y_title="cumulative spend",
-                               color_title="population")
+                               color_title="population", scale=colours)
         if not budgets.is_empty():
             rule = alt.Chart(budgets).mark_line(strokeDash=[6, 4]).encode(
                 x=alt.X("round:Q", axis=ui.integer_axis("round")), y="mean:Q",
-                color=alt.Color(f"{key}:N", title="population", scale=ui.PALETTE),
+                color=alt.Color(f"{key}:N", title="population", scale=colours, legend=ui.legend("population")),
                 tooltip=[f"{key}:N", alt.Tooltip("mean:Q", title="budget", format=".4g")])
             figure = alt.layer(figure, rule)
         ui.chart(figure)
@@ -77,7 +80,7 @@ def populations(entry: data.Entry, filters: data.Filters, band: str) -> None:
         else:
             st.caption("Dashed: the population's total budget; solid: its spend so far.")
     ui.chart(ui.band_chart(long.filter(pl.col("metric") == "spend"), "round", "Spend per round", color=key,
-                           y_title="spend", color_title="population"))
+                           y_title="spend", color_title="population", scale=colours))
 
 
 render()

@@ -6,6 +6,7 @@ the test's tmp_path and, when $BIDSCAPE_SCREENSHOT_DIR is set, there too.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -14,7 +15,9 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Optional
 
+import polars as pl
 import pytest
 
 pytest.importorskip("streamlit")
@@ -42,6 +45,34 @@ PAGES = [
     ("sweep", "Runs", 1),
     ("downloads", "Download market.csv", 0),
 ]
+
+
+def make_browser_root(root: Path) -> Path:
+    """What the browser test looks at: a sweep whose variants are reserve=0.25 and reserve=0.5 (2 seeds
+    each), a GSP run paying per click, and a run with an unbudgeted population (``brand``)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_dashboard import SCENARIO
+
+    import bidscape
+
+    (root.parent / "dash.toml").write_text(SCENARIO)
+    scenario = bidscape.Scenario.from_toml(root.parent / "dash.toml").with_updates({"run.rounds": 3})
+    bidscape.run(scenario, out=root / "single")
+    gsp = scenario.with_updates({"mechanism.type": "gsp", "mechanism.slot_ctrs": [0.3, 0.15, 0.05],
+                                 "mechanism.pricing": "click", "run.auction_sample_rate": 0.5, "channels": []})
+    bidscape.run(gsp, out=root / "gsp")
+    rows = []
+    for reserve in (0.25, 0.5):
+        variant = f"reserve={reserve:g}"
+        for seed in (1, 2):
+            path = f"{variant}/seed-{seed}"
+            result = bidscape.run(scenario.with_updates({"mechanism.reserve": reserve}), out=root / "sweep" / path,
+                                  seed=seed)
+            rows.append({"run_id": path, "variant": variant, "seed": seed, "path": path, "status": "complete",
+                         "wall_seconds": result.manifest["wall_seconds"], "error": None, "mechanism.reserve": reserve})
+    pl.DataFrame(rows).write_ipc(root / "sweep" / "index.arrow")
+    (root / "sweep" / "sweep.json").write_text(json.dumps({"name": "reserve", "swept_keys": ["mechanism.reserve"]}))
+    return root
 
 
 def free_port() -> int:
@@ -126,6 +157,156 @@ def test_every_page_renders_in_chromium(tmp_path):
             for shot in shots:
                 shutil.copy(shot, Path(target) / shot.name)
     finally:
+        if driver is not None:
+            driver.quit()
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def chromium(width: int = 1400, height: int = 1000):
+    """Headless Chromium that logs every network request (the performance log)."""
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     f"--window-size={width},{height}"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+def requested(driver) -> set[str]:
+    """Every URL the page asked for since the last call: network requests and the DOM's resource URLs."""
+    urls = set()
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.add(message["params"]["request"]["url"])
+    urls.update(driver.execute_script(
+        "return [...document.querySelectorAll('link[href], script[src], img[src], iframe[src]')]"
+        ".map(e => e.href || e.src)"))
+    return urls
+
+
+def leaving(urls: set[str], host: str) -> list[str]:
+    return sorted(u for u in urls if not u.startswith((f"http://{host}", f"ws://{host}", "data:", "blob:")))
+
+
+def cells(driver, header: str) -> list[str]:
+    """The text of every cell under the column ``header`` of the tables on the page (the grid's DOM copy)."""
+    texts = []
+    for grid in driver.find_elements(By.CSS_SELECTOR, 'table[role="grid"]'):
+        heads = [h for h in grid.find_elements(By.CSS_SELECTOR, "th") if h.get_attribute("textContent") == header]
+        for head in heads:
+            index = head.get_attribute("aria-colindex")
+            texts += [c.get_attribute("textContent") for c in
+                      grid.find_elements(By.CSS_SELECTOR, f'td[role="gridcell"][aria-colindex="{index}"]')]
+    return texts
+
+
+def chart_texts(driver) -> list[str]:
+    return [t.get_attribute("textContent") for t in
+            driver.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"] svg text')]
+
+
+def show(driver, text: str, path: Optional[str] = None, kind: Optional[str] = None) -> None:
+    """Open page ``path`` (sidebar link) or pick ``kind`` in the sidebar, and wait until ``text`` shows."""
+    if kind:
+        next(b for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebar"] button')
+             if b.text.strip() == kind).click()
+    if path:
+        WebDriverWait(driver, 20).until(lambda d: next(
+            (a for a in d.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNavLink"]')
+             if a.get_attribute("href").rstrip("/").endswith("/" + path)), None)).click()
+    time.sleep(0.5)  # the rerun starts
+    WebDriverWait(driver, 30, poll_frequency=0.25).until(
+        lambda d: text in d.find_element(By.TAG_NAME, "body").text and idle(d))
+    time.sleep(1.0)  # let the charts and grids draw
+
+
+def test_what_a_user_sees(tmp_path):
+    """Full variant names, "unlimited" budgets, cost per click of a GSP, nothing fetched off the host,
+    and the HTML report within a 1300 px window. Screenshots under tmp_path (and $BIDSCAPE_SCREENSHOT_DIR)."""
+    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
+        pytest.skip("needs /usr/bin/chromium and /usr/bin/chromedriver")
+    from bidscape.analysis.compare import compare
+    from bidscape.analysis.report import write_report
+
+    root = make_browser_root(tmp_path / "runs")
+    report = write_report(compare(str(root / "sweep" / "reserve=0.25"), str(root / "sweep" / "reserve=0.5")),
+                          tmp_path / "report.html")
+    port = free_port()
+    host = f"127.0.0.1:{port}"
+    log = tmp_path / "streamlit.log"
+    env = {**streamlit_env(root), "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
+    with open(log, "w") as output:
+        server = subprocess.Popen(streamlit_command(root, port=port), env=env, stdout=output,
+                                  stderr=subprocess.STDOUT)
+    driver = None
+    shots = []
+    problems = []  # every check runs (one server start is the expensive part), then all failures are reported
+
+    def check(passed: bool, what: str, seen) -> None:
+        if not passed:
+            problems.append((what, seen))
+
+    def shot(name: str) -> None:
+        shots.append(tmp_path / f"seen-{name}.png")
+        driver.save_screenshot(str(shots[-1]))
+
+    try:
+        wait_healthy(f"http://{host}", server, log)
+        driver = chromium()
+        driver.get(f"http://{host}")
+        show(driver, "Price of anarchy")
+        urls = requested(driver)
+
+        show(driver, "Headline metrics by variant", kind="Sweep")
+        shot("sweep-overview")
+        check(sorted(set(cells(driver, "group"))) == ["reserve=0.25", "reserve=0.5"], "variant names in the table",
+              cells(driver, "group"))
+        show(driver, "Pacing multiplier", path="time-series")
+        shot("sweep-time-series")
+        labels = [t for t in chart_texts(driver) if t.startswith("reserve=")]
+        check("reserve=0.25" in labels and "reserve=0.25 · brand" in labels
+              and not [t for t in labels if "…" in t or t in ("reserve=0.2", "reserve=0.3")], "whole legend labels",
+              labels)
+        urls |= requested(driver)
+
+        show(driver, "By channel and population", path="populations", kind="Run")
+        driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSelectbox"]').click()
+        next(o for o in driver.find_elements(By.CSS_SELECTOR, '[role="option"]') if o.text.startswith("single")).click()
+        show(driver, "By channel and population")
+        shot("populations")
+        budgets = cells(driver, "Budget")
+        check("unlimited" in budgets and "" not in budgets and "None" not in budgets, "unlimited budgets", budgets)
+        urls |= requested(driver)
+
+        driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSelectbox"]').click()
+        next(o for o in driver.find_elements(By.CSS_SELECTOR, '[role="option"]') if o.text.startswith("gsp")).click()
+        show(driver, "Sample of", path="distributions")
+        shot("gsp-distributions")
+        check("cost per click of clicked slots" in driver.find_element(By.TAG_NAME, "body").text,
+              "GSP prices per click", "")
+        urls |= requested(driver)
+        check(not leaving(urls, host), "nothing fetched off the host", leaving(urls, host))
+
+        driver.set_window_size(1300, 900)
+        driver.get(report.as_uri())
+        width = driver.execute_script("return window.innerWidth")
+        scroll = driver.execute_script("return document.documentElement.scrollWidth")
+        shot("report-1300")
+        check(scroll <= width, "report within 1300 px", f"{scroll} px wide in a {width} px window")
+        assert not problems, problems
+    finally:
+        target = os.environ.get("BIDSCAPE_SCREENSHOT_DIR")
+        if target:
+            Path(target).mkdir(parents=True, exist_ok=True)
+            for path in shots:
+                shutil.copy(path, Path(target) / path.name)
         if driver is not None:
             driver.quit()
         server.terminate()

@@ -18,8 +18,11 @@ if TYPE_CHECKING:
     from bidscape.analysis.compare import Comparison
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
-table { border-collapse: collapse; margin: 1rem 0; font-size: 0.92rem; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 1100px; color: #222;
+       overflow-wrap: anywhere; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 0.92rem; display: block; max-width: 100%;
+        overflow-x: auto; }
+svg, img { max-width: 100%; height: auto; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.7rem; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 .up { color: #1a7f37; } .down { color: #cf222e; } .flat { color: #666; }

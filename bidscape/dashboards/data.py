@@ -287,9 +287,8 @@ def _click_priced(source: Sequence[str]) -> list[str]:
 
 def price_basis(source: Sequence[str]) -> str:
     """What ``price_histogram`` counts, in words."""
-    return ("the cost per click of clicked slots (a click-priced slot that got no click pays nothing), "
-            "the price of each filled slot or auction elsewhere" if _click_priced(source) else
-            "the price of each sold auction (or filled slot)")
+    clicks = "the cost per click of clicked slots (a click-priced slot that got no click pays nothing), elsewhere "
+    return (clicks if _click_priced(source) else "") + "the price of each sold auction (or filled slot)"
 
 
 def price_histogram(source: Sequence[str], filters: Filters = Filters(), bins: int = 40

@@ -154,6 +154,34 @@ def test_myerson_reserve_rejects_bad_arguments(kwargs):
         myerson_reserve(Uniform(dist="uniform", low=0.0, high=1.0), **kwargs)
 
 
+@pytest.mark.parametrize("typed, written", [
+    (Uniform(dist="uniform", low=0.0, high=1.0), UNIFORM),
+    (Uniform(dist="uniform", low=1.0, high=2.0), {"dist": "uniform", "low": 1, "high": 2}),  # TOML integers
+    (LogNormal(dist="lognormal", mean=0.0, sigma=0.5), {"dist": "lognormal", "mean": 0.0, "sigma": 0.5}),
+    (Constant(dist="constant", value=0.7), {"dist": "constant", "value": 0.7}),
+])
+def test_myerson_reserve_takes_the_scenarios_dict_form(typed, written):
+    assert myerson_reserve(written, seller_value=0.2) == myerson_reserve(typed, seller_value=0.2)
+    if not isinstance(typed, Constant):
+        assert virtual_value(written, 1.5) == virtual_value(typed, 1.5)
+    # the values a scenario validated give the same reserve as the dict it was written with
+    population = scenario(2).populations[0]
+    assert myerson_reserve(population.values) == myerson_reserve(population.values.model_dump()) == 0.5
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"dist": "uniform", "low": 0.0}, r"high: Field required"),
+    ({"dist": "uniform", "low": 1.0, "high": 0.5}, r"must be at least low"),
+    ({"dist": "gamma", "shape": 2.0}, r"invalid values .*'gamma'"),
+    ({"low": 0.0, "high": 1.0}, r"dist"),
+])
+def test_myerson_reserve_rejects_a_bad_dict_clearly(bad, message):
+    with pytest.raises(ValueError, match=message):
+        myerson_reserve(bad)
+    with pytest.raises(TypeError, match="dict form"):
+        myerson_reserve(0.5)
+
+
 # --- 6. Revenue equivalence, extended
 
 def test_third_price_equilibrium_earns_the_revenue_equivalent(tmp_path):

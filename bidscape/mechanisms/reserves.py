@@ -11,26 +11,53 @@ monopoly price: the maximiser of ``(r - c) (1 - F(r))``.
 0.5
 >>> myerson_reserve(Uniform(dist="uniform", low=0.0, high=1.0), seller_value=0.2)
 0.6
+>>> myerson_reserve({"dist": "uniform", "low": 0.0, "high": 1.0})  # as a scenario writes values
+0.5
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from statistics import NormalDist
+from typing import Any, Union
+
+from pydantic import TypeAdapter, ValidationError
 
 from bidscape.markets.distributions import Constant, Distribution, LogNormal, Uniform
 
 _NORMAL = NormalDist()
+_DISTRIBUTION: TypeAdapter[Distribution] = TypeAdapter(Distribution)
 
 
-def myerson_reserve(values: Distribution, seller_value: float = 0.0, value_scale: float = 1.0) -> float:
+def as_distribution(values: Union[Distribution, Mapping[str, Any]]) -> Distribution:
+    """``values`` as a typed distribution: a scenario's dict form (``{"dist": "uniform", ...}``) is
+    validated as a population's ``values`` field is; a bad dict is a ``ValueError`` saying why."""
+    if isinstance(values, (Constant, Uniform, LogNormal)):
+        return values
+    if not isinstance(values, Mapping):
+        raise TypeError(f"values must be a distribution or its dict form, e.g. "
+                        f'{{"dist": "uniform", "low": 0.0, "high": 1.0}} (got {type(values).__name__})')
+    try:
+        return _DISTRIBUTION.validate_python(dict(values))
+    except ValidationError as error:
+        # pydantic's location starts with the union member (the dist tag): name the key alone
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or ('dist' if 'tag' in e['type'] else 'values')}: "
+                             f"{e['msg'].removeprefix('Value error, ')}" for e in error.errors())
+        raise ValueError(f"invalid values {dict(values)!r}: {problems} (dist is one of constant, uniform, "
+                         "lognormal, with the keys a scenario's values take)") from None
+
+
+def myerson_reserve(values: Union[Distribution, Mapping[str, Any]], seller_value: float = 0.0,
+                    value_scale: float = 1.0) -> float:
     """The optimal reserve for bidders whose values are ``value_scale * v``, ``v ~ values``.
 
     Uniform and constant values have closed forms; for lognormal values the first-order
     condition ``r - (1 - F(r)) / f(r) = seller_value`` is solved to 1e-12 by bisection
     (its root is the maximiser of ``(r - c)(1 - F(r))``: ``tests/test_reserves.py``
-    checks it against a fine grid).
+    checks it against a fine grid). ``values`` may be the dict a scenario file writes.
     """
+    values = as_distribution(values)
     if value_scale <= 0 or not math.isfinite(value_scale):
         raise ValueError(f"value_scale must be a positive number (got {value_scale})")
     if seller_value < 0 or not math.isfinite(seller_value):
@@ -49,8 +76,9 @@ def myerson_reserve(values: Distribution, seller_value: float = 0.0, value_scale
     return r * value_scale
 
 
-def virtual_value(values: Distribution, v: float) -> float:
+def virtual_value(values: Union[Distribution, Mapping[str, Any]], v: float) -> float:
     """``v - (1 - F(v)) / f(v)``: the marginal revenue of selling to a bidder of value ``v``."""
+    values = as_distribution(values)
     if isinstance(values, Uniform):
         return 2 * v - values.high
     if isinstance(values, LogNormal):

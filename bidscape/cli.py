@@ -18,11 +18,12 @@ from rich.console import Console
 from rich.markup import escape  # user text (names, paths, bad values) is not markup
 from rich.table import Table
 
+from bidscape.cli_help import Group, without_flag_types
 from bidscape.errors import InputError, Interrupted, Problem
 from bidscape.interrupts import last_interruption
 from bidscape.scenario import Scenario
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fast, exact agent-based simulation of auctions and markets.")
 console = Console()
 if not console.is_terminal:  # piped or captured: keep tables on one line each
@@ -107,7 +108,9 @@ def validate(
     overrides: Optional[list[str]] = SetOption,
     size_check: bool = SizeCheckOption,
 ) -> None:
-    """Check a scenario without running it (also that it fits in memory)."""
+    """Check a scenario or a sweep file without running it (also that it fits in memory)."""
+    if _is_sweep_file(scenario_file):
+        return _validate_sweep(scenario_file, overrides, size_check)
     game = _market_game(scenario_file, list(overrides or []))
     scenario = game if game is not None else Scenario.from_toml(scenario_file, overrides)
     estimate = _check_size(scenario, size_check, quiet=True)
@@ -170,9 +173,16 @@ def _report(result):
     console.print(f"\nwrote [bold]{path}[/] ({escape(files)})")
     console.print(f"read it with polars:  pl.read_ipc('{path}/market.arrow')")
     console.print(f"or in Python:         bidscape.Run('{path}').agents")
-    console.print(f"explore it:           bidscape dashboard {path}   "
-                  + escape("(needs: pip install 'bidscape[dashboard]')"))
+    hint = _dashboard_hint()
+    console.print(f"explore it:           bidscape dashboard {path}" + (f"   {escape(hint)}" if hint else ""))
     return result
+
+
+def _dashboard_hint() -> str:
+    """The install hint for ``bidscape dashboard``, only when Streamlit is missing (found without importing it)."""
+    from importlib.util import find_spec
+
+    return "(needs: pip install 'bidscape[dashboard]')" if find_spec("streamlit") is None else ""
 
 
 def _resume(folder: Path, scenario_file: Optional[Path], out: Optional[Path], settings: list[str], overwrite: bool,
@@ -188,6 +198,30 @@ def _resume(folder: Path, scenario_file: Optional[Path], out: Optional[Path], se
     result = resume(folder, progress=not quiet)
     console.print(f"[bold]resumed[/] {escape(str(folder))} from round {result.manifest['resumed'][-1]['at_round']}")
     _report(result)
+
+
+def _is_sweep_file(path: Path) -> bool:
+    from bidscape.toml_files import read_toml
+
+    try:
+        return Path(path).is_file() and "sweep" in read_toml(path)[0]
+    except InputError:  # reported when the file is read as a scenario
+        return False
+
+
+def _validate_sweep(path: Path, overrides: Optional[list[str]], size_check: bool) -> None:
+    """``validate`` on a file with a [sweep] table: every variant resolved and checked, as ``bidscape sweep`` would."""
+    from bidscape.sizing import check_sweep_fits, sweep_estimate
+    from bidscape.sweep.spec import load_sweep
+
+    if overrides:
+        raise InputError(Problem("--set", "applies to scenario files, not to a sweep file",
+                                 "put sweep-wide overrides in the sweep file's [sweep] set"), str(path))
+    spec = load_sweep(path)
+    needs = (check_sweep_fits(spec) if size_check else None) or sweep_estimate(spec)
+    console.print(f"[green]ok[/]: {escape(str(path))}: sweep '{escape(spec.name)}' of "
+                  f"{escape(str(spec.scenario_file))}: {len(spec.variants)} variant(s) x {len(spec.seeds)} seed(s) = "
+                  f"{len(spec.runs)} runs, every variant valid; needs {needs.describe()}")
 
 
 def _market_game(scenario_file: Path, overrides: list[str]):
@@ -247,35 +281,37 @@ def _compact(number: float) -> str:
 
 
 def _print_findings(result) -> None:
-    """What the demo found, in words, from the run's own tables."""
+    """What the demo found, in words, from its per-population table (the demo records no per-agent rows)."""
     import polars as pl
 
-    agents = result.scan("agents")
     paced = result.scenario.populations[0].name
-    by_round = (agents.filter(pl.col("population") == paced)
-                .group_by("round").agg(pl.col("spend").sum(), pl.col("multiplier").mean(),
-                                       (pl.col("budget_remaining") < 1e-9).mean().alias("dry"))
+    by_round = (result.scan("populations").filter(pl.col("population") == paced)  # budget, multiplier: per population
+                .group_by("round").agg(pl.col("spend").sum(), pl.col("multiplier", "budget", "budget_remaining").first())
                 .sort("round").collect())
-    rounds = by_round.height
     p = next(x for x in result.summary["populations"] if x["population"] == paced)
     active = by_round.filter(pl.col("spend") > 0.01 * by_round["spend"].max())
     console.print("\n[bold]What the demo found[/]")
-    overspent = agents.filter(pl.col("budget_remaining") < 0).select(pl.len()).collect().item()
     console.print(f"- '{escape(paced)}' advertisers spent {p['budget_utilisation']:.1%} of their budgets; "
-                  f"{overspent} agent-rounds ended with a negative remaining budget (budgets are enforced "
-                  "auction by auction).")
+                  f"{by_round['budget_remaining'][-1] / by_round['budget'][-1]:.1%} of the total was left at the end.")
     console.print(f"- Pacing cut their mean bid multiplier from {by_round['multiplier'][0]:.2f} to "
-                  f"{by_round['multiplier'][-1]:.2f}; they kept buying in {active.height} of {rounds} rounds, "
-                  f"and {by_round['dry'][-1]:.1%} were out of budget at the end.")
+                  f"{by_round['multiplier'][-1]:.2f}; they kept buying in {active.height} of {by_round.height} rounds.")
     market = result.market
     first, last = market.row(0, named=True), market.row(-1, named=True)
     console.print(f"- The exchange's revenue per round went from {first['revenue']:,.0f} to {last['revenue']:,.0f} "
                   f"as pacing took hold (mean price {first['mean_price']:.3f} -> {last['mean_price']:.3f}).")
-    console.print(f"- Explore it with polars: pl.scan_ipc('{escape(str(result.path))}/agents.arrow')")
+    console.print(f"- Explore it with polars: pl.scan_ipc('{escape(str(result.path))}/populations.arrow'); "
+                  "per-advertiser rows: --set run.record_agents=agent")
 
 
 def _default(field) -> str:
-    return "required" if field.is_required() else repr(field.default)
+    """A param's default as ``list strategies`` shows it: what a scenario that leaves it out gets."""
+    if field.is_required():
+        return "required"
+    if field.default_factory is None:
+        return repr(field.default)
+    if getattr(field, "default_factory_takes_validated_data", False):  # computed from the other params
+        return "derived"
+    return repr(field.get_default(call_default_factory=True))  # field.default is PydanticUndefined here
 
 
 def _exit_interrupted(error: Optional[BaseException]) -> None:
@@ -307,6 +343,7 @@ app.command(name="sweep")(_sweep)
 app.command(name="compare")(_compare)
 app.command(name="run-pair")(_run_pair)
 app.command(name="dashboard")(_dashboard)
+without_flag_types(app)  # after every command is registered: flags show no <bool> in --help
 
 
 def _click_exceptions() -> tuple[type, ...]:

@@ -78,11 +78,22 @@ def test_demo_tables_have_the_contract_columns(demo_run, table):
     frame = read(folder, table)
     assert TABLE_COLUMNS[table] <= set(frame.columns)
     assert frame.height == manifest(folder)["rows"][table]
-    expected_rows = {"market": 3, "agents": 3 * 600}
+    expected_rows = {"market": 3, "agents": 3 * 2}  # the demo records per population: 2 rows a round
     if table in expected_rows:
         assert frame.height == expected_rows[table]
     else:  # ~0.1% of 6,000 auctions
         assert frame.height < 60
+
+
+def test_demo_records_per_population_and_its_findings_come_from_that_table(demo_run):
+    result, folder = demo_run
+    assert manifest(folder)["scenario"]["run"]["record_agents"] == "population"
+    assert read(folder, "agents")["agent"].null_count() == 3 * 2  # no per-agent rows
+    paced = read(folder, "populations").filter(pl.col("population") == "paced").sort("round")
+    left = paced["budget_remaining"][-1] / paced["budget"][-1]
+    assert f"{left:.1%} of the total was left at the end" in result.stdout
+    assert (f"multiplier from {paced['multiplier'][0]:.2f} to {paced['multiplier'][-1]:.2f}" in result.stdout)
+    assert "populations.arrow" in result.stdout and "run.record_agents=agent" in result.stdout
 
 
 def test_demo_market_adds_up(demo_run):

@@ -392,3 +392,28 @@ def test_ray_backend_writes_the_same_bytes(local_grid, local_ray, tmp_path):
     assert len(local_files) >= 8 * 3 and ray_files.keys() == local_files.keys()
     for name in local_files:
         assert ray_files[name] == local_files[name], name
+
+
+def test_the_sweep_command_ends_with_the_headline_metrics_against_the_swept_parameter(tmp_path):
+    app = typer.Typer()
+    app.command()(sweep_command)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [str(EXAMPLE), "--out", str(out), "--workers", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    from bidscape.sweep.summary import summarise
+
+    spec = load_sweep(EXAMPLE)
+    summary = summarise(out, read_index(out), spec.swept_keys)
+    assert summary["mechanism.reserve"].to_list() == [0.0, 0.25, 0.5, 0.75] and set(summary["n"]) == {3}
+    lines = [line for line in result.output.splitlines() if line.strip().startswith(("0.0 ", "0.25", "0.5 ", "0.75"))]
+    assert len(lines) == 4 and "mechanism.reserve" in result.output and "revenue" in result.output
+    for line, row in zip(lines, summary.iter_rows(named=True)):
+        assert f"{row['revenue']:,.0f} ± " in line  # the table prints bidscape.analysis.headline's means
+    # theory (2 bidders, U[0, 1], second price): revenue per auction 1/3 + r^2 - 4 r^3 / 3
+    auctions = 4 * 20_000
+    covered = sum(row["revenue_low"] <= (1 / 3 + r * r - 4 * r ** 3 / 3) * auctions <= row["revenue_high"]
+                  for r, row in zip(summary["mechanism.reserve"], summary.iter_rows(named=True)))
+    assert covered >= 3  # 95% intervals: at most 2 of 4 covering has probability < 0.1%
+    plot = out / "summary.png"
+    assert f"plot: {plot}" in " ".join(result.output.split())
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000

@@ -66,6 +66,7 @@ def sweep(
                       f"{escape(str(out / 'index.arrow'))}; run the same command again to resume")
         raise
     _print_result(result)
+    _print_summary(result, spec.swept_keys)
     if result.pending:
         why = f"a run was interrupted by {result.interrupted_by}" if result.interrupted_by else "see the error column"
         console.print(f"[bold red]sweep not finished[/]: {result.pending} run(s) pending ({escape(why)}); "
@@ -90,3 +91,34 @@ def _print_result(result) -> None:
     index = escape(str(result.path / "index.arrow"))
     console.print(f"index: [bold]{index}[/] (and index.csv); one run folder per row (column path)")
     console.print(f"read it with polars:  pl.read_ipc('{index}')")
+
+
+def _print_summary(result, swept_keys: list[str]) -> None:
+    """Headline metrics by variant (mean and interval over seeds), and the plot file: what the sweep found."""
+    from bidscape.analysis.report import fmt
+    from bidscape.sweep.summary import PLOT_FILE, metrics_of, plot, summarise
+
+    summary = summarise(result.path, result.index, swept_keys)
+    if summary is None:
+        return
+    keys = [k for k in swept_keys if k in summary.columns]
+    table = Table(title="by variant: mean over seeds ± half-width of its 95% interval (Student t)", box=box.SIMPLE_HEAD,
+                  header_style="bold")
+    for column in [*(keys or ["variant"]), "seeds", *metrics_of(summary)]:
+        table.add_column(escape(column.replace("_", " ") if column in metrics_of(summary) else column),
+                         justify="left" if column in keys or column == "variant" else "right",
+                         no_wrap=True)
+    for row in summary.iter_rows(named=True):
+        cells = [escape(str(row[k])) for k in keys or ["variant"]] + [str(row["n"])]
+        for metric in metrics_of(summary):
+            low, high = row[f"{metric}_low"], row[f"{metric}_high"]
+            cells.append(fmt(row[metric]) + ("" if low is None else f" ± {_half(high - low)}"))
+        table.add_row(*cells)
+    console.print(table)
+    path = plot(summary, swept_keys, result.path / PLOT_FILE)
+    console.print(f"plot: [bold]{escape(str(path))}[/] (the dashboard's sweep page draws the same)")
+
+
+def _half(width: float) -> str:
+    half = width / 2
+    return f"{half:,.0f}" if abs(half) >= 100 else f"{half:.2g}"

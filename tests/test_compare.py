@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -238,3 +239,42 @@ ab.show({"table": table, "seeds": [1, 2], "warnings": ["the arms are equal on me
     at = testing.AppTest.from_string(script, default_timeout=60).run()
     assert not at.exception
     assert any("equal on mechanism.reserve in rounds 5-9" in e.value for e in at.error)
+
+
+def small_pair(out, treatment="mechanism.reserve=0.5", *extra, cwd=None):
+    return cli("run-pair", Path("data/scenarios/reserve_price.toml").resolve(), "--treatment", treatment,
+               "--set", "events=[]", "--set", "run.rounds=4", "--set", "run.auctions_per_round=1000", "--seeds", "2",
+               "--workers", "1", "-q", *(["--out", out] if out else []), *extra, cwd=cwd)
+
+
+def test_run_pair_writes_to_runs_pair_by_default_and_prints_it(tmp_path):
+    result = small_pair(None, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "into runs/pair (runs/pair/baseline, runs/pair/treatment)" in result.stdout
+    assert "report: runs/pair/report.html" in result.stdout
+    again = cli("compare", "runs/pair/baseline", "runs/pair/treatment", "--report", "ab.html", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "ab.html").is_file()
+    resumed = small_pair(None, cwd=tmp_path)  # the same command resumes: nothing to redo
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_run_pair_replaces_only_a_run_pair_folder_and_only_with_overwrite(tmp_path):
+    out = tmp_path / "pair"
+    assert small_pair(out).returncode == 0
+    other = small_pair(out, "mechanism.reserve=0.25")
+    assert other.returncode == 2 and "holds a different sweep" in other.stderr and "--overwrite" in other.stderr
+    replaced = small_pair(out, "mechanism.reserve=0.25", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert bidscape.Run(out / "treatment" / "seed-1").manifest["scenario"]["mechanism"]["reserve"] == 0.25
+    (out / "notes.txt").write_text("mine")  # not a run-pair's file: never deleted
+    refused = small_pair(out, "mechanism.reserve=0.5", "--overwrite")
+    assert refused.returncode == 2 and "notes.txt" in refused.stderr
+    assert (out / "notes.txt").read_text() == "mine" and (out / "treatment" / "seed-1").is_dir()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "data.csv").write_text("x")
+    for extra in ((), ("--overwrite",)):
+        result = small_pair(plain, "mechanism.reserve=0.5", *extra)
+        assert result.returncode == 2 and "--overwrite only replaces a run-pair folder" in result.stderr
+    assert sorted(p.name for p in plain.iterdir()) == ["data.csv"]

@@ -47,7 +47,7 @@ def play(simulation: Simulation, last: int) -> float:
 STEP = 0.05
 
 
-@pytest.mark.parametrize("strategy,params,rounds", [("hedge", {"eta": 2.0}, 300), ("exp3", {"eta": 1.0}, 1000)])
+@pytest.mark.parametrize("strategy,params,rounds", [("hedge", {}, 300), ("exp3", {}, 1000)])
 @pytest.mark.parametrize("n", [2, 4])
 def test_symmetric_learners_in_first_price_learn_the_equilibrium_shading(strategy, params, rounds, n):
     equilibrium = (n - 1) / n
@@ -56,7 +56,7 @@ def test_symmetric_learners_in_first_price_learn_the_equilibrium_shading(strateg
     assert abs(learned - equilibrium) <= 1.5 * STEP, (learned, equilibrium)
 
 
-@pytest.mark.parametrize("strategy,params,rounds", [("hedge", {"eta": 2.0}, 300), ("exp3", {"eta": 1.0}, 1000)])
+@pytest.mark.parametrize("strategy,params,rounds", [("hedge", {}, 300), ("exp3", {}, 1000)])
 def test_learners_in_second_price_without_budgets_learn_to_bid_truthfully(strategy, params, rounds):
     # truthful bidding is dominant: a multiplier m != 1 loses utility only when the
     # competing bid falls between m v and v, so the loss is second order and learning is

@@ -1,13 +1,19 @@
 """EXP3 over a grid of bid multipliers (bandit feedback; Auer, Cesa-Bianchi, Freund & Schapire 2002).
 
-Each agent keeps log-weights over the arms and plays arm ``i`` with probability
-``(1 - gamma) softmax(w)_i + gamma / K``. After the round's reward ``x`` on [0, 1] it
-subtracts ``eta (1 - x) / p_i`` from the log-weight of the arm it played: an
-importance-weighted, unbiased estimate of every arm's loss (the loss-based form, whose
-estimates stay bounded on one side). With ``gamma = 0`` and ``eta = sqrt(2 ln K / (T K))``
-(the defaults, T = rounds of the run) its expected regret is at most ``sqrt(2 T K ln K)``
-against any sequence of rewards (Lattimore & Szepesvari 2020, Theorem 11.2), which is
-why it is the learner of choice among other learners (adversarial feedback).
+Each round's utility is mapped onto a loss ``l = 1 - x`` on [0, 1] (``x`` the reward on [0, 1]
+of ``bidscape.bidders.grid``). Each agent keeps ``L_k``, an importance-weighted estimate of
+every arm's cumulative loss (the played arm's loss over the probability it had: unbiased, and
+bounded on one side), and plays arm ``k`` with probability ``(1 - gamma) softmax(-rate_t L)_k +
+gamma / K``, where
+
+    rate_t = min(rate_{t-1}, eta_t / s_t),   eta_t = sqrt(ln K / (t K))
+
+is the anytime rate of Bubeck & Cesa-Bianchi (2012, Theorem 3.1) over a running scale
+``s_t``: the mean loss of the arms the agent played so far, but at least a quarter
+(``grid.FLOOR``; 1 before any round). With ``gamma = 0`` (the default) its expected regret on
+these losses is at most ``5 sqrt(T K ln K)`` against any sequence of utilities, for every T
+(docs/learners.md derives it and says what it means in utility), which is why it is the
+learner of choice among other learners (adversarial feedback).
 
     [[populations]]
     strategy = "exp3"
@@ -19,12 +25,13 @@ from typing import Optional
 import numpy as np
 from pydantic import Field
 
-from bidscape.bidders.grid import GridLearner, GridParams, sample_from_logits
+from bidscape.bidders.grid import FLOOR, MAX_RATE, GridLearner, GridParams, lower_rate, sample_from_logits
 
 
 class Exp3Params(GridParams):
     eta: Optional[float] = Field(None, gt=0, allow_inf_nan=False,
-                                 description="learning rate (default: sqrt(2 ln K / (T K)))")
+                                 description="fixed rate on losses over the running scale, instead of the "
+                                             "anytime sqrt(ln K / (t K))")
     gamma: float = Field(0.0, ge=0, le=1, allow_inf_nan=False, description="extra uniform exploration")
 
 
@@ -35,22 +42,36 @@ class Exp3(GridLearner):
 
     def __init__(self, params, agents, rng):
         super().__init__(params, agents, rng)
-        self.log_weights = np.zeros(self.plays.shape)
-        self.probabilities = np.full(self.plays.shape, 1.0 / self.grid.size)
+        n, k = self.plays.shape
+        self.estimate = np.zeros((n, k))  # -L: minus the estimated cumulative loss of every arm
+        self.probabilities = np.full((n, k), 1.0 / k)  # of the round being played
+        self.loss_total = np.zeros(n)  # losses of the arms played
+        self.rate = np.full(n, MAX_RATE)  # rate_t, per agent; never increases
 
-    @property
-    def eta(self) -> float:
-        if self.params.eta is not None:
-            return self.params.eta
-        k = self.grid.size
-        return float(np.sqrt(2 * np.log(k) / (self.agents.rounds * k)))
+    def set_params(self, params: Exp3Params) -> None:
+        new_eta = params.eta != self.params.eta
+        super().set_params(params)
+        if new_eta:
+            self.rate[:] = MAX_RATE  # a new eta from an event starts its own nonincreasing rate
+
+    def scale(self) -> np.ndarray:
+        """The running scale ``s``: mean loss of the arms played, at least FLOOR (1 before any round)."""
+        if self.t == 0:
+            return np.ones(self.agents.size)
+        return np.maximum(self.loss_total / self.t, FLOOR)
 
     def choose(self, round_index: int) -> np.ndarray:
+        eta = self.params.eta
+        if eta is None:
+            k = self.grid.size
+            eta = np.sqrt(np.log(k) / ((self.t + 1) * k))  # t + 1: the round about to be played
+        lower_rate(self.rate, eta, self.scale())
         n = self.agents.size
-        return sample_from_logits(self.log_weights, np.ones(n), self.params.gamma, self.rng.random(n),
+        return sample_from_logits(self.estimate, self.rate, self.params.gamma, self.rng.random(n),
                                   self.probabilities)
 
     def learn(self, feedback, utility) -> None:
         rows = np.arange(utility.size)
-        played = self.probabilities[rows, self.arm]
-        self.log_weights[rows, self.arm] -= self.eta * (1.0 - self.unit_reward(utility)) / played
+        loss = 1.0 - self.unit_reward(utility)
+        self.loss_total += loss
+        self.estimate[rows, self.arm] -= loss / self.probabilities[rows, self.arm]

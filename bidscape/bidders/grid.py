@@ -16,6 +16,11 @@ Rewards are put on [0, 1] per agent for the algorithms that need it (UCB1, EXP3,
 Thompson sampling): ``(u - lo) / (hi - lo)``, with ``lo`` and ``hi`` the smallest and
 largest round utility the agent has seen so far (0 included). An affine map keeps the
 best arm the best.
+
+The exponential-weights learners (hedge, exp3) share their learning-rate rule: an anytime
+rate ``eta_t`` divided by a running scale ``s_t`` of the agent's rounds, the mean of the
+rounds seen but never below ``FLOOR`` times the largest, and never increased (``lower_rate``);
+``docs/learners.md`` gives the regret bounds this keeps.
 """
 
 from __future__ import annotations
@@ -29,6 +34,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from bidscape import limits
 from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
 from bidscape.errors import Problem
+
+# The running scale of hedge and exp3 is the mean of the agent's rounds, but at least this
+# share of the largest: the mean is what learns fast in a steady market (the largest round is
+# often twice the typical one or more), the floor keeps a worst-case regret bound when
+# one round dwarfs the others (the bound grows as 1 / FLOOR; docs/learners.md).
+FLOOR = 0.25
+# The rate before any round has a scale: the largest finite one, so that the first rounds
+# set it, while ``rate * (logit - top)`` stays a number.
+MAX_RATE = 1e300
 
 
 class GridParams(BaseModel):
@@ -169,19 +183,42 @@ class GridLearner(Strategy):
         return np.where(self.plays > 0, unit, 0.5)
 
 
+def lower_rate(rate: np.ndarray, eta: float, scale: np.ndarray) -> None:
+    """``rate = min(rate, eta / scale)`` in place: the regret bounds of exponential weights with
+    a time-varying rate need it never to increase (a zero scale leaves the rate as it is)."""
+    np.minimum(rate, eta / np.maximum(scale, eta / MAX_RATE), out=rate)
+
+
+@njit(cache=True)
+def add_spread(utility, total, largest):
+    """Per row ``i``: ``s = max_k utility[i, k] - min_k utility[i, k]`` (how far apart the arms
+    were this round), added to ``total[i]`` and maxed into ``largest[i]``; one pass."""
+    n, k = utility.shape
+    for i in range(n):
+        low = utility[i, 0]
+        high = low
+        for j in range(1, k):
+            low = min(low, utility[i, j])
+            high = max(high, utility[i, j])
+        total[i] += high - low
+        largest[i] = max(largest[i], high - low)
+
+
 @njit(cache=True)
 def sample_from_logits(logits, factor, gamma, uniforms, probabilities):
     """Per row ``i``: ``p = (1 - gamma) softmax(factor[i] * logits[i]) + gamma / K``, written to
-    ``probabilities[i]``, and one arm drawn from it with ``uniforms[i]`` (one pass, no temporaries)."""
+    ``probabilities[i]``, and one arm drawn from it with ``uniforms[i]`` (one pass, no temporaries).
+    ``factor[i] * (logit - top)`` rather than ``factor[i] * logit - top``: equal ``logits`` stay
+    equal however large the factor."""
     n, k = logits.shape
     arms = np.empty(n, np.int64)
     for i in range(n):
-        top = logits[i, 0] * factor[i]
+        top = logits[i, 0]
         for j in range(1, k):
-            top = max(top, logits[i, j] * factor[i])
+            top = max(top, logits[i, j])
         total = 0.0
         for j in range(k):
-            e = np.exp(logits[i, j] * factor[i] - top)
+            e = np.exp(factor[i] * (logits[i, j] - top))
             probabilities[i, j] = e
             total += e
         u = uniforms[i]

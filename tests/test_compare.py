@@ -278,3 +278,10 @@ def test_run_pair_replaces_only_a_run_pair_folder_and_only_with_overwrite(tmp_pa
         result = small_pair(plain, "mechanism.reserve=0.5", *extra)
         assert result.returncode == 2 and "--overwrite only replaces a run-pair folder" in result.stderr
     assert sorted(p.name for p in plain.iterdir()) == ["data.csv"]
+
+
+def test_run_pair_says_whether_the_treatment_holds(tmp_path):
+    held = small_pair(tmp_path / "a")
+    assert "the treatment holds for the whole run (no event sets a treated key)" in " ".join(held.stdout.split())
+    kept = small_pair(tmp_path / "b", "mechanism.reserve=0.5", "--no-hold")
+    assert "--no-hold: the scenario's events fire in both arms as written" in " ".join(kept.stdout.split())

@@ -76,7 +76,7 @@ def run_pair(
                   f"({escape(str(out / 'baseline'))}, {escape(str(out / 'treatment'))}); treatment: "
                   + escape(", ".join(f"{k} = {v!r}" for k, v in changes.items())))
     for note in notes:
-        console.print(f"[bold]note[/]: {escape(note)} (--no-hold keeps it)")
+        console.print(f"[bold]note[/]: {escape(note)}")
     for warning in warnings:
         console.print(f"[bold red]warning[/]: {escape(warning)}")
     result = run_sweep(spec, out, backend=backend, workers=workers, progress=not quiet)

@@ -37,12 +37,13 @@ def arms(base: Scenario, changes: dict[str, object], hold: bool = True) -> tuple
 
     Raises an input error when the treatment leaves the arms equal in every round.
     """
-    notes: list[str] = []
+    notes = ["--no-hold: the scenario's events fire in both arms as written, also on the treated keys"]
     if hold:
         raw, removed = drop_event_settings(base.to_dict(), list(changes))
+        notes = [f"the treatment holds for the whole run: dropped from both arms {line} (--no-hold keeps it)"
+                 for line in removed] or ["the treatment holds for the whole run (no event sets a treated key)"]
         if removed:
             base = Scenario.from_dict(raw, source="run-pair baseline")
-            notes = [f"the treatment holds for the whole run: dropped from both arms {line}" for line in removed]
     treatment = base.with_updates(changes, source="--treatment")
     a, b = base.to_dict(), treatment.to_dict()
     if identical(a, b):

@@ -335,7 +335,8 @@ from bidscape.rl.cli import train as _train_rl  # noqa: E402  (torch is imported
 
 app.command(name="train-rl")(_train_rl)
 
-from bidscape.analysis.cli import compare as _compare, run_pair as _run_pair  # noqa: E402
+from bidscape.analysis.cli import compare as _compare  # noqa: E402
+from bidscape.sweep.pair_cli import run_pair as _run_pair  # noqa: E402
 from bidscape.sweep.cli import sweep as _sweep  # noqa: E402
 from bidscape.dashboards.cli import dashboard as _dashboard  # noqa: E402  (streamlit is checked when it runs)
 

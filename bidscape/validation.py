@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import typing
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -32,14 +32,10 @@ def validated(model: type[M], raw: Any, source: str,
     return parsed
 
 
-def problems_from(error: ValidationError, raw: Any, prefix: str = "",
-                   model: Optional[type[BaseModel]] = None) -> list[Problem]:
+def problems_from(error: ValidationError, raw: Any, prefix: str = "", *,
+                   model: type[BaseModel]) -> list[Problem]:
     """pydantic's errors as ``Problem``s naming the field and the fix ("did you mean" for typos);
-    ``model`` is the model validated (default: ``Scenario``)."""
-    if model is None:
-        from bidscape.scenario import Scenario
-
-        model = Scenario
+    ``model`` is the model validated (its keys are the suggestions)."""
     problems = []
     items = error.errors(include_url=False)
     # a misspelt required key is one mistake: report the unknown key, not also the missing one

@@ -15,10 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bidscape
-from bidscape.engine import kernel
+from bidscape.engine import kernel, rng
 from bidscape.engine.rng import (auction_key, draw_u64, mix64, py_auction_key, py_draw_u64, py_mix64,
                                  py_round_key, round_key)
 from bidscape.markets.distributions import Constant, Uniform
+from bidscape.markets.double_auction import call_market, continuous
 from bidscape.mechanisms import MECHANISMS, MechanismSettings, PositionAuction, SingleItemAuction
 from bidscape.mechanisms import gsp
 from bidscape.mechanisms.conformance import Instance, check_instance, run_kernel, run_reference
@@ -60,13 +61,43 @@ def test_many_bidders_use_the_mark_path_and_match_reference():
         assert check_instance(MECHANISMS.get(name), instance) == []
 
 
-@given(st.integers(0, 2**64 - 1), st.integers(0, 2**40), st.integers(0, 3), st.integers(0, 10**6))
+@given(st.integers(0, 2**64 - 1), st.integers(0, 2**40), st.integers(0, rng.STREAMS - 1), st.integers(0, 10**6))
 @settings(max_examples=200, deadline=None)
 def test_hash_twins_agree(key, auction, stream, index):
     assert int(mix64(np.uint64(key))) == py_mix64(key)
     k = py_auction_key(py_round_key(key, 7), auction)
     assert int(auction_key(np.uint64(round_key(np.uint64(key), 7)), auction)) == k
     assert int(draw_u64(np.uint64(k), stream, index)) == py_draw_u64(k, stream, index)
+
+
+def registered_streams() -> dict[str, int]:
+    """Every ``STREAM_*`` constant of the modules that draw from the hash, by qualified name."""
+    return {f"{m.__name__}.{name}": value for m in (rng, continuous, call_market)
+            for name, value in vars(m).items() if name.startswith("STREAM_")}
+
+
+def assert_no_shared_draw(streams, key: int) -> None:
+    """No two (stream, index) pairs give the same draw, in the jitted hash or its Python twin."""
+    indices = list(range(2048)) + [2**61 - 1 - i for i in range(4)]  # the largest indices too
+    seen: dict[int, tuple[int, int]] = {}
+    for stream in sorted(set(streams)):
+        for index in indices:
+            z = py_draw_u64(key, stream, index)
+            assert int(draw_u64(np.uint64(key), stream, index)) == z
+            assert seen.setdefault(z, (stream, index)) == (stream, index), \
+                f"stream {stream} index {index} draws the number of stream/index {seen[z]}"
+
+
+@pytest.mark.parametrize("key", [0, 99, 2**64 - 1])
+def test_random_streams_never_share_a_draw(key):
+    """Each stream is its own sequence: the throttle draw of agent a is not the participant draw
+    of attempt a + 1 (as it was with counter = 4 * index + stream and STREAM_THROTTLE = 4)."""
+    streams = registered_streams()
+    assert {"bidscape.engine.rng.STREAM_THROTTLE", "bidscape.engine.rng.STREAM_PARTICIPANT"} <= set(streams)
+    assert_no_shared_draw(streams.values(), key)
+    # by construction: every stream the counter layout has room for is disjoint from the others
+    assert all(0 <= s < rng.STREAMS for s in streams.values()), streams
+    assert_no_shared_draw(range(rng.STREAMS), key)
 
 
 @pytest.mark.parametrize("name", ["second_price", "gsp"])
@@ -119,3 +150,4 @@ def test_channel_budget_caps_spend_in_the_channel():
     assert max(result.spend) <= 0.5 + 1e-12
     assert min(result.cap) >= 0 and all(r >= 9.5 - 1e-12 for r in result.remaining)
     assert result == run_reference(MECHANISMS.get("first_price"), instance)
+

@@ -4,9 +4,14 @@ A draw does not depend on how auctions are batched or on how many threads run, s
 same scenario and seed give the same bytes everywhere. The mixer is SplitMix64's
 finaliser over a Weyl sequence keyed per auction; it costs a few nanoseconds per draw.
 
-Counters inside an auction are split into interleaved streams, so the participant
-draws, the value draws and the tie-breaking priorities never share a number:
-``counter = 4 * index + stream``.
+Counters inside an auction are split into interleaved streams, so the participant,
+value, tie-breaking, click/sample and throttle draws never share a number:
+``counter = STREAMS * index + stream`` with every stream number in ``range(STREAMS)``
+(checked when this module loads) and ``index < 2**61``, so ``(stream, index) -> counter``
+is injective, and so is ``counter -> draw`` (``WEYL`` is odd and ``mix64`` a bijection).
+``tests/test_kernel.py`` enumerates the draws of every stream to hold this. (The stride
+was 4 while the throttle stream was 4, so the throttle draw of agent ``a`` was the
+participant draw of attempt ``a + 1``; the fix changed every draw, hence every output.)
 
 Every function here is plain Python that numba also compiles, so the reference
 implementation (``bidscape.engine.reference``) uses exactly the same numbers.
@@ -22,7 +27,6 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S11, _S27, _S30, _S31 = np.uint64(11), np.uint64(27), np.uint64(30), np.uint64(31)
 _ONE = np.uint64(1)
-_FOUR = np.uint64(4)
 _INV_2_53 = 1.0 / 9007199254740992.0
 _MASK64 = (1 << 64) - 1
 
@@ -31,6 +35,12 @@ STREAM_VALUE = 1
 STREAM_TIE = 2
 STREAM_SAMPLE = 3
 STREAM_THROTTLE = 4  # per (auction, agent): does a throttled agent take part
+STREAMS = 8  # the counter stride: room for streams 0 .. 7 (a power of two: the multiply is a shift)
+_STRIDE = np.uint64(STREAMS)
+
+if not all(0 <= s < STREAMS for s in (STREAM_PARTICIPANT, STREAM_VALUE, STREAM_TIE, STREAM_SAMPLE,
+                                       STREAM_THROTTLE)):
+    raise ImportError("every random stream number must be in range(STREAMS), or two streams share draws")
 
 
 @njit(cache=True, inline="always")
@@ -53,7 +63,7 @@ def auction_key(key_of_round, auction_index):
 
 @njit(cache=True, inline="always")
 def draw_u64(key_of_auction, stream, index):
-    counter = uint64(index) * _FOUR + uint64(stream)
+    counter = uint64(index) * _STRIDE + uint64(stream)
     return mix64(key_of_auction + (counter + _ONE) * WEYL)
 
 
@@ -81,7 +91,7 @@ def py_auction_key(key_of_round: int, auction_index: int) -> int:
 
 
 def py_draw_u64(key_of_auction: int, stream: int, index: int) -> int:
-    counter = index * 4 + stream
+    counter = index * STREAMS + stream
     return py_mix64(key_of_auction + (counter + 1) * 0x9E3779B97F4A7C15)
 
 

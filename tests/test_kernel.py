@@ -151,3 +151,10 @@ def test_channel_budget_caps_spend_in_the_channel():
     assert min(result.cap) >= 0 and all(r >= 9.5 - 1e-12 for r in result.remaining)
     assert result == run_reference(MECHANISMS.get("first_price"), instance)
 
+
+def test_check_mechanism_catches_an_inefficient_vcg_under_capped_clicks(monkeypatch):
+    """With the capped path off, VCG ranks by bid x quality (as it once did under quality x ctr > 1):
+    check_mechanism's instances reach such qualities, and its efficiency invariant reports the waste."""
+    monkeypatch.setattr(PositionAuction, "_capped_workspace", lambda self, *args: None)
+    failures = bidscape.check_mechanism("vcg", instances=60).failures
+    assert any("VCG assignment" in f and "the best assignment" in f for f in failures)

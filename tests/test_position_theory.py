@@ -5,7 +5,9 @@ The deterministic checks build small hand-made instances for the kernel
 values are the constant 1 so that each agent's bid is its bid factor, and pricing is
 per impression so that payments are the expected payment ``ppc * q * ctr`` with no
 click draw. Qualities and CTRs keep ``q * ctr <= 1`` so that the click probability is
-exactly ``q * ctr``. These quantities are deterministic, so their tolerances only
+exactly ``q * ctr``, except in the capped tests (``min(1, q * ctr)``: VCG must then
+assign slots efficiently, ``bidscape.engine.capped``), which hold the kernel to a brute
+force over every assignment. These quantities are deterministic, so their tolerances only
 allow floating-point rounding (a handful of ulps of sums of a few terms: 1e-12
 relative, or 1e-9 where the two sides are summed in different orders over several
 slots). The statistical check of the output contract allows Z = 4 standard errors.
@@ -31,24 +33,27 @@ RTOL = 1e-12  # deterministic: a few terms summed in floating point differ by a 
 ATOL = 1e-15  # payments are O(0.01 .. 1), so this only matters for exact zeros
 
 
-def kernel_payments(mechanism, bids, qualities, ctrs, key=12345):
+def kernel_payments(mechanism, bids, qualities, ctrs, key=12345, reserve=0.0):
     """One auction, every agent bidding its bid factor (constant value 1), priced per impression.
 
     Returns (winner per slot, per-impression payment per slot).
     """
+    result = run_kernel(mechanism, one_auction(bids, qualities, ctrs, key, reserve))
+    return result.winner[0], result.price[0]
+
+
+def one_auction(bids, qualities, ctrs, key=12345, reserve=0.0, pricing="impression", n_auctions=1):
     n = len(bids)
     bid_state = np.zeros((n, BID_COLUMNS))
     bid_state[:, BID_FACTOR] = bids
     bid_state[:, REMAINING] = math.inf
     bid_state[:, QUALITY] = qualities
     tables = Constant(dist="constant", value=1.0).quantile_table(64)[None, :]
-    instance = Instance(
-        settings=MechanismSettings(reserve=0.0, soft_floor=0.0, slot_ctrs=tuple(float(c) for c in ctrs),
-                                   pricing="impression"),
+    return Instance(
+        settings=MechanismSettings(reserve=reserve, soft_floor=0.0, slot_ctrs=tuple(float(c) for c in ctrs),
+                                   pricing=pricing),
         bidders="all", ranges=np.array([[0, n, 0]], np.int64), bid_state=bid_state, cap=None,
-        value_scale=np.ones(n), value_tables=tables, key_of_round=key, first_auction=0, n_auctions=1)
-    result = run_kernel(mechanism, instance)
-    return result.winner[0], result.price[0]
+        value_scale=np.ones(n), value_tables=tables, key_of_round=key, first_auction=0, n_auctions=n_auctions)
 
 
 def random_market(rng, n, slots):
@@ -202,3 +207,131 @@ def test_position_auction_output_contract(tmp_path):
         assert math.isclose(float(slot_rows["price"].sum()), market["slot_revenue"][s], rel_tol=1e-9)
         # click pricing: a slot's winner pays only when clicked
         assert (slot_rows.filter(slot_rows["clicks"] == 0)["price"] == 0).all()
+
+
+# ---- capped click probabilities: q * ctr > 1 ----
+
+def click_probability(quality, ctr):
+    return min(1.0, quality * ctr)
+
+
+def brute_force(amounts, qualities, ctrs, lowered=None):
+    """Every assignment of bidders to the top slots: the best expected welfare and one assignment.
+
+    ``lowered = (i, r)`` replaces bidder i's amount by r (r = 0: bidder i left out).
+    """
+    amounts = list(amounts)
+    if lowered is not None:
+        amounts[lowered[0]] = lowered[1]
+    bidders = [i for i in range(len(amounts)) if amounts[i] > 0]
+    filled = min(len(ctrs), len(bidders))
+    best, best_welfare = [], 0.0
+    for chosen in itertools.permutations(bidders, filled):
+        welfare = sum(amounts[i] * click_probability(qualities[i], ctrs[s]) for s, i in enumerate(chosen))
+        if welfare > best_welfare:
+            best, best_welfare = list(chosen), welfare
+    return best_welfare, best
+
+
+def capped_market(rng, n, slots):
+    """Distinct bids in (0.1, 3), qualities in (0.5, 4), CTRs in (0.05, 1), and one bidder with
+    quality x top CTR in (1, 3): some click probability is capped at 1."""
+    bids, qualities = rng.uniform(0.1, 3.0, n), rng.uniform(0.5, 4.0, n)
+    ctrs = np.sort(rng.uniform(0.05, 1.0, slots))[::-1]
+    qualities[rng.integers(n)] = rng.uniform(1.0, 3.0) / ctrs[0]
+    return bids, qualities, ctrs
+
+
+def utility(winners, paid, agent, value, quality, ctrs):
+    """Expected utility per impression: value x click probability - payment."""
+    for s, w in enumerate(winners):
+        if w == agent:
+            return value * click_probability(quality, ctrs[s]) - paid[s]
+    return 0.0
+
+
+def test_vcg_issue_example_truthful_bidding_is_a_best_response():
+    """Quality 2 and value 1 against quality-1 bidders of values 0.9 and 0.3, CTRs (0.8, 0.5).
+
+    Ranking by bid x quality put it on top (probability 1) for 0.7375, while bidding 0.4
+    took slot 2 (still probability 1) for 0.85. VCG assigns it slot 2 at its value:
+    W* = 0.72 + 1 = 1.72, without it 0.72 + 0.15 = 0.87, so its utility is 0.85.
+    """
+    values, qualities, ctrs = np.array([1.0, 0.9, 0.3]), np.array([2.0, 1.0, 1.0]), [0.8, 0.5]
+    winners, paid = kernel_payments(VCG, values, qualities, ctrs)
+    assert winners == [1, 0]
+    truthful = utility(winners, paid, 0, 1.0, 2.0, ctrs)
+    assert math.isclose(truthful, 0.85, rel_tol=RTOL)
+    for factor in np.linspace(0.0, 2.0, 201):
+        bids = values.copy()
+        bids[0] = factor
+        deviation = utility(*kernel_payments(VCG, bids, qualities, ctrs), 0, 1.0, 2.0, ctrs)
+        assert deviation <= truthful + 1e-12, (factor, deviation, truthful)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_capped_vcg_is_efficient_and_charges_the_brute_force_externality(seed):
+    rng = np.random.default_rng([seed, 4])
+    n, slots = int(rng.integers(1, 7)), int(rng.integers(1, 5))
+    bids, qualities, ctrs = capped_market(rng, n, slots)
+    reserve = 0.0 if seed % 2 == 0 else float(rng.uniform(0.0, 1.0))
+    taking_part = np.where(bids >= reserve, bids, 0.0)
+    winners, paid = kernel_payments(VCG, bids, qualities, ctrs, reserve=reserve)
+    best_welfare, _ = brute_force(taking_part, qualities, ctrs)
+    welfare = sum(bids[i] * click_probability(qualities[i], ctrs[s]) for s, i in enumerate(winners) if i >= 0)
+    # the kernel's assignment is efficient (sums of up to 4 terms in different orders: 1e-9 relative)
+    assert math.isclose(welfare, best_welfare, rel_tol=1e-9), (winners, welfare, best_welfare)
+    for s, i in enumerate(winners):
+        if i < 0:
+            assert paid[s] == 0.0
+            continue
+        others = welfare - bids[i] * click_probability(qualities[i], ctrs[s])
+        # Clarke pivot with a floor: the others' best welfare with i's bid lowered to the reserve
+        externality = brute_force(taking_part, qualities, ctrs, lowered=(i, reserve))[0] - others
+        assert math.isclose(paid[s], externality, rel_tol=1e-9, abs_tol=1e-12), (s, paid[s], externality)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_truthful_bidding_is_dominant_in_capped_vcg(seed):
+    """No bid on a grid 0 .. 2 x value beats bidding the value, with q * ctr > 1 about."""
+    rng = np.random.default_rng([seed, 5])
+    n, slots = int(rng.integers(2, 6)), int(rng.integers(1, 4))
+    values, qualities, ctrs = capped_market(rng, n, slots)
+    for i in range(n):
+        truthful = utility(*kernel_payments(VCG, values, qualities, ctrs), i, values[i], qualities[i], ctrs)
+        assert truthful >= -ATOL
+        for factor in np.linspace(0.0, 2.0, 41):
+            bids = values.copy()
+            bids[i] = factor * values[i]
+            deviation = utility(*kernel_payments(VCG, bids, qualities, ctrs), i, values[i], qualities[i], ctrs)
+            assert deviation <= truthful + 1e-12, (i, factor, deviation, truthful)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_capped_vcg_per_click_charges_the_same_expectation(seed):
+    """Per click, a winner pays P / min(1, q ctr) when clicked: the per-impression P in expectation."""
+    rng = np.random.default_rng([seed, 6])
+    bids, qualities, ctrs = capped_market(rng, 5, 3)
+    _, per_impression = kernel_payments(VCG, bids, qualities, ctrs)
+    result = run_kernel(VCG, one_auction(bids, qualities, ctrs, pricing="click", n_auctions=300))
+    winners = np.array(result.winner)
+    price, clicks = np.array(result.price), np.array(result.clicks)
+    for s in range(3):
+        assert len(set(winners[:, s])) == 1  # distinct bids, constant values: the same assignment each time
+        clicked = price[clicks[:, s] == 1, s]
+        assert (price[clicks[:, s] == 0, s] == 0).all() and len(set(clicked)) <= 1
+        if clicked.size:
+            p = click_probability(qualities[winners[0, s]], ctrs[s])
+            assert math.isclose(clicked[0] * p, per_impression[s], rel_tol=RTOL, abs_tol=ATOL)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_efficient_welfare_with_capped_click_probabilities(seed):
+    """The welfare benchmark (any mechanism) is the best assignment of values under caps."""
+    rng = np.random.default_rng([seed, 7])
+    values, qualities, ctrs = capped_market(rng, int(rng.integers(1, 7)), int(rng.integers(1, 5)))
+    instance = one_auction(np.ones(values.size), qualities, ctrs)
+    instance.value_scale = values  # value = value_scale x base value 1, whatever the bids
+    for mechanism in (GSP, VCG):
+        welfare = run_kernel(mechanism, instance).market[3]
+        assert math.isclose(welfare, brute_force(values, qualities, ctrs)[0], rel_tol=1e-9), mechanism.name

@@ -13,7 +13,10 @@ score, 0 when there is none; ``r`` is the larger of the global and its own reser
 - VCG: ``sum_{t >= s} (ctrs[t] - ctrs[t+1]) * max(next_score(t) / q, r) / ctrs[s]``
   (``ctrs[S] = 0``): its externality on the others, i.e. the Myerson payment of the
   ranking rule, so that bidding one's value is a dominant strategy. Without reserves
-  and with quality 1 this is the textbook VCG price.
+  and with quality 1 this is the textbook VCG price. This holds while the ranking is
+  the efficient assignment for the capped probabilities; in an auction where a bidder
+  ranked ``t <= S`` has ``q * ctrs[max(t - 1, 0)] > 1`` it may not be, and VCG assigns the
+  slots efficiently and prices that assignment (``bidscape.engine.capped``).
 
 With a soft floor, a bidder whose bid is below it pays its bid per click. Pricing
 ``"click"`` charges the price per click when a click is drawn; ``"impression"`` charges
@@ -23,7 +26,13 @@ payment never exceeds the bid, hence the remaining budget.
 Efficient welfare (per auction, into ``efficient``): the expected value of giving the
 slots to the drawn participants in order of ``quality * value_scale * v``, i.e.
 ``sum_s min(1, q * ctrs[s]) * value_scale * v`` over the top ``S``, whatever their bids
-and budgets; this is the efficient assignment whenever ``q * ctrs[s] <= 1``.
+and budgets; this is the efficient assignment unless one of them has
+``q * ctrs[s] > 1`` in its slot ``s``, and ``bidscape.engine.capped.efficient_capped``
+computes it then.
+
+``capped`` (the scratch of ``bidscape.engine.capped.workspace``) is ``None`` when no
+agent of the channel has ``q * ctrs[0] > 1``: numba then compiles the capped paths
+out, and the kernels are those of the common case.
 
 Ties rank the lower participant slot first (sampled participants are in random order),
 or the higher hashed priority when all agents take part, as in single-item auctions.
@@ -34,6 +43,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from bidscape.engine.capped import clear_capped, efficient_capped, ranking_capped, top_capped
 from bidscape.engine.kernel import (
     CLICKS,
     LOOKAHEAD,
@@ -138,7 +148,8 @@ def price_per_click(rule, ctrs, s, quality, own_reserve, bid, rank_score, vcg, s
 
 @njit(cache=True, inline="always")
 def _settle_slots(rule, ctrs, key, r, bid_state, cap, rank_score, rank_bid, rank_value, rank_who,
-                  winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor):
+                  winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed):
+    """Charge and record slot ``s``'s occupant ``rank_who[s]``; ``fixed`` (or None): prices per click."""
     for s in range(ctrs.shape[0]):
         agent = rank_who[s]
         next_bid[r, s] = rank_bid[s + 1]
@@ -150,8 +161,11 @@ def _settle_slots(rule, ctrs, key, r, bid_state, cap, rank_score, rank_bid, rank
             clicks[r, s] = 0
             continue
         quality = bid_state[agent, QUALITY]
-        ppc = price_per_click(rule, ctrs, s, quality, bid_state[agent, RESERVE], rank_bid[s], rank_score,
-                              vcg, soft_floor)
+        if fixed is not None:
+            ppc = fixed[s]
+        else:
+            ppc = price_per_click(rule, ctrs, s, quality, bid_state[agent, RESERVE], rank_bid[s], rank_score,
+                                  vcg, soft_floor)
         probability = min(1.0, quality * ctrs[s])
         clicked = to_unit(draw_u64(key, STREAM_SAMPLE, 1 + s)) < probability
         paid = ppc * probability if rule[RULE_IMPRESSION] != 0.0 else (ppc if clicked else 0.0)
@@ -184,13 +198,13 @@ def _rank_by_counting(scores, order):
 @njit(cache=True)
 def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state,
                             value_tables, marked, winner, price, bid_out, next_bid, value_out, clicks,
-                            efficient, cap, personal, participation, vcg, soft_floor):
+                            efficient, cap, personal, participation, vcg, soft_floor, capped):
     """Clear ``n_auctions`` position auctions with ``bidders`` participants drawn uniformly each.
 
     ``cap`` (channel budgets), ``personal`` (personal reserves), ``participation``
     (throttling), ``vcg`` (VCG prices, else
-    GSP) and ``soft_floor`` are ``None`` when off, so that numba compiles them out, as in
-    ``kernel.clear_sampled``.
+    GSP), ``soft_floor`` and ``capped`` (capped click probabilities) are ``None`` when
+    off, so that numba compiles them out, as in ``kernel.clear_sampled``.
     """
     n_eligible = eligible_agents(ranges)
     slots = ctrs.shape[0]
@@ -207,6 +221,10 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
     rank_who = np.empty(slots + 1, np.int64)
     top_score = np.zeros(slots)
     top_worth = np.zeros(slots)
+    fixed = np.empty(slots)  # prices per click of a capped auction
+    priority = np.empty(bidders if capped is not None else 0, np.int64)
+    for j in range(priority.shape[0]):
+        priority[j] = -j  # the lower participant slot first, as in the ranking
     for r in range(min(LOOKAHEAD, n_auctions)):
         draw_participants(auction_key(key_of_round, first_auction + r), n_eligible, ranges, bidders,
                           ring, ring_population, (r % RING) * bidders, marked, bid_state)
@@ -227,7 +245,12 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
             scores[j] = bid * quality if (bid > 0.0) & (bid >= reserve) else 0.0
             worth = bid_state[agent, SCALE] * v
             _insert_possible(quality * worth, worth, top_score, top_worth)
-        efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
+        if capped is not None and top_capped(ctrs, top_score, top_worth):
+            _possible_welfare(ctrs, top_score, top_worth)  # resets the top S
+            efficient[r] = efficient_capped(ctrs, ring[offset:offset + bidders], values, bidders, bid_state,
+                                            QUALITY, SCALE, capped)
+        else:
+            efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
         _rank_by_counting(scores, order)
         for t in range(slots + 1):
             j = order[t] if t < bidders else -1
@@ -241,14 +264,20 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
                 rank_who[t] = -1
                 rank_bid[t] = 0.0
                 rank_value[t] = 0.0
+        if capped is not None and vcg is not None and ranking_capped(ctrs, rank_who, bid_state, QUALITY):
+            clear_capped(ctrs, reserve, ring[offset:offset + bidders], bids, values, priority, bidders, bid_state,
+                         QUALITY, RESERVE, soft_floor, capped, rank_score, rank_bid, rank_value, rank_who, fixed)
+            _settle_slots(rule, ctrs, key, r, bid_state, cap, rank_score, rank_bid, rank_value, rank_who,
+                          winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed)
+            continue
         _settle_slots(rule, ctrs, key, r, bid_state, cap, rank_score, rank_bid, rank_value, rank_who,
-                      winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor)
+                      winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, None)
 
 
 @njit(cache=True)
 def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ranges, bid_state,
                         value_tables, winner, price, bid_out, next_bid, value_out, clicks,
-                        efficient, cap, personal, participation, vcg, soft_floor):
+                        efficient, cap, personal, participation, vcg, soft_floor, capped):
     """Clear ``n_auctions`` position auctions in which every agent of ``ranges`` bids."""
     slots = ctrs.shape[0]
     reserve = rule[RULE_RESERVE]
@@ -259,9 +288,15 @@ def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ran
     rank_who = np.empty(slots + 1, np.int64)
     top_score = np.zeros(slots)
     top_worth = np.zeros(slots)
+    # with capped click probabilities, every bidder is kept for clear_capped (else none is)
+    everyone = eligible_agents(ranges) if capped is not None else 0
+    agents, bids, values = np.empty(everyone, np.int64), np.empty(everyone), np.empty(everyone)
+    priorities = np.zeros(everyone, np.int64)
+    fixed = np.empty(slots)
     for r in range(n_auctions):
         key = auction_key(key_of_round, first_auction + r)
         _reset(rank_score, rank_priority, rank_bid, rank_value, rank_who)
+        j = 0
         for q in range(ranges.shape[0]):
             p = ranges[q, 2]
             for agent in range(ranges[q, 0], ranges[q, 0] + ranges[q, 1]):
@@ -273,9 +308,24 @@ def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ran
                     priority = np.int64(draw_u64(key, STREAM_TIE, agent) >> np.uint64(2))
                     _insert(bid * bid_state[agent, QUALITY], priority, bid, v, agent,
                             rank_score, rank_priority, rank_bid, rank_value, rank_who)
-        efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
+                    if capped is not None:
+                        priorities[j] = priority
+                if capped is not None:
+                    agents[j], bids[j], values[j] = agent, bid, v
+                    j += 1
+        if capped is not None and top_capped(ctrs, top_score, top_worth):
+            _possible_welfare(ctrs, top_score, top_worth)  # resets the top S
+            efficient[r] = efficient_capped(ctrs, agents, values, everyone, bid_state, QUALITY, SCALE, capped)
+        else:
+            efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
+        if capped is not None and vcg is not None and ranking_capped(ctrs, rank_who, bid_state, QUALITY):
+            clear_capped(ctrs, reserve, agents, bids, values, priorities, everyone, bid_state, QUALITY, RESERVE,
+                         soft_floor, capped, rank_score, rank_bid, rank_value, rank_who, fixed)
+            _settle_slots(rule, ctrs, key, r, bid_state, cap, rank_score, rank_bid, rank_value, rank_who,
+                          winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed)
+            continue
         _settle_slots(rule, ctrs, key, r, bid_state, cap, rank_score, rank_bid, rank_value, rank_who,
-                      winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor)
+                      winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, None)
 
 
 @njit(cache=True)

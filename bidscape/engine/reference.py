@@ -6,6 +6,8 @@ budgets on any instance (``tests/test_kernel.py``, ``bidscape.check_mechanism``)
 shares only the random numbers (the hash in ``bidscape.engine.rng``) with the kernels;
 participant choice, value lookup, bids, reserves, ranking, tie-breaking, pricing (each
 mechanism's own ``reference_price`` function) and budget accounting are written again.
+Where click probabilities are capped (``bidscape.engine.capped``), the efficient
+assignment and VCG's prices come from ``bidscape.engine.reference_capped``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from bidscape.engine.rng import (
     py_draw_u64,
     py_to_unit,
 )
+from bidscape.engine.reference_capped import capped_vcg, capped_welfare
 from bidscape.mechanisms.base import MechanismSettings, PositionAuction, SingleItemAuction
 
 
@@ -42,6 +45,8 @@ class ReferenceMarket:
     group: list[int] | None = None  # per-agent coordination group, -1 = none (single item, sampled)
     value_scale: list[float] | None = None  # per-agent value scale, for the efficient welfare
     efficient: list[float] = field(default_factory=list)  # per auction cleared: the efficient allocation's welfare
+    # per position auction cleared: (agent, bid or 0 when not taking part, base value) of each participant
+    offers: list[list[tuple[int, float, float]]] = field(default_factory=list)
 
 
 @dataclass
@@ -104,6 +109,8 @@ def reference_batch(mechanism, settings: MechanismSettings, market: ReferenceMar
         if isinstance(mechanism, SingleItemAuction):
             results.append([_single_item(mechanism, settings, market, entrants, values, bids, priority)])
         elif isinstance(mechanism, PositionAuction):
+            market.offers.append([(agent, b if b > 0.0 and b >= settings.reserve else 0.0, v)
+                                  for (agent, _), b, v in zip(entrants, bids, values)])
             results.append(_position(mechanism, settings, market, key, entrants, values, bids, bidders))
         else:
             raise TypeError(f"no reference for {type(mechanism).__name__}")
@@ -117,10 +124,20 @@ def _efficient_welfare(mechanism, settings, market: ReferenceMarket, entrants, v
         return max(worth, default=0.0)
     score = [market.quality[agent] * w for (agent, _), w in zip(entrants, worth)]
     best = sorted((j for j in range(len(worth)) if score[j] > 0.0), key=lambda j: score[j], reverse=True)
+    ranked = zip(best, settings.slot_ctrs)
+    if _may_cap(settings, market) and any(score[j] * ctr > worth[j] for j, ctr in ranked):
+        # a ranked participant's click probability is capped in its slot: the ranking may waste it
+        return capped_welfare(list(settings.slot_ctrs), worth, [market.quality[agent] for agent, _ in entrants])
     total = 0.0
     for s, ctr in enumerate(settings.slot_ctrs):  # expected clicks min(1, q * ctr) times value
         total += min(worth[best[s]], score[best[s]] * ctr) if s < len(best) else 0.0
     return total
+
+
+def _may_cap(settings: MechanismSettings, market: ReferenceMarket) -> bool:
+    """Whether some agent of the channel has quality x top ctr > 1 (else the capped paths are off)."""
+    qualities = [market.quality[first + i] for first, count, _ in market.ranges for i in range(count)]
+    return max(qualities, default=0.0) * settings.slot_ctrs[0] > 1.0
 
 
 def _bid(market: ReferenceMarket, agent: int, value: float, key: int) -> float:
@@ -187,10 +204,19 @@ def _position(mechanism: PositionAuction, settings, market, key, entrants, value
     else:
         tie = {j: -j for j in taking_part}
     ranking = sorted(taking_part, key=lambda j: (score[j], tie[j]), reverse=True)
+    filled, capped_prices = len(ranking), None
+    quality_of = {j: market.quality[entrants[j][0]] for j in taking_part}
+    # VCG keeps the ranking unless a bidder ranked t <= S would be capped one slot up
+    if mechanism.vcg and _may_cap(settings, market) and any(
+            quality_of[j] * ctrs[max(t - 1, 0)] > 1.0 for t, j in enumerate(ranking[:len(ctrs) + 1])):
+        floors = {j: max(settings.reserve, market.personal_reserve[entrants[j][0]]) for j in taking_part}
+        occupants, runner_up, capped_prices = capped_vcg(ctrs, bids, quality_of, score, tie, floors)
+        # the slots' occupants, then the best bidder left out (whose bid is the last one's next bid)
+        filled, ranking = len(occupants), occupants + ([] if runner_up is None else [runner_up])
     outcomes = []
     for s in range(len(ctrs)):
         next_bid = bids[ranking[s + 1]] if s + 1 < len(ranking) else 0.0
-        if s >= len(ranking):
+        if s >= filled:
             outcomes.append(SlotOutcome(-1, 0.0, 0.0, next_bid, 0.0))
             continue
         j = ranking[s]
@@ -198,6 +224,8 @@ def _position(mechanism: PositionAuction, settings, market, key, entrants, value
         quality = market.quality[agent]
         if bids[j] < settings.soft_floor:
             ppc = bids[j]
+        elif capped_prices is not None:
+            ppc = max(capped_prices[s], settings.soft_floor)
         else:
             others = [score[i] for i in ranking if i != j]
             floor = max(settings.reserve, market.personal_reserve[agent])

@@ -22,7 +22,8 @@ from typing import Callable, ClassVar, Literal, Optional, Sequence
 
 import numpy as np
 
-from bidscape.engine import kernel, positions
+from bidscape.engine import capped, kernel, positions
+from bidscape.errors import InputError, Problem
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,14 @@ class KernelMarket:
     personal_reserves: bool = False  # whether any agent has a personal reserve
     participation: Optional[np.ndarray] = None  # float64[A] participation probabilities (throttling)
     group: Optional[np.ndarray] = None  # int64[A] coordination groups (-1 = none), single-item only
+    _max_quality: Optional[float] = field(default=None, repr=False, compare=False)
+
+    def max_quality(self) -> float:
+        """The highest quality among the channel's agents (qualities are fixed for a run; cached)."""
+        if self._max_quality is None:
+            self._max_quality = max((float(self.bid_state[first:first + count, kernel.QUALITY].max())
+                                     for first, count, _ in self.ranges if count > 0), default=0.0)
+        return self._max_quality
 
     @property
     def options(self) -> tuple:
@@ -190,7 +199,8 @@ class PositionAuction(Mechanism):
         if market.group is not None:
             raise ValueError("coordination groups are for single-item auctions")
         options = (*market.options, (ctrs - np.append(ctrs[1:], 0.0)) if self.vcg else None,
-                   float(settings.soft_floor) if settings.soft_floor > 0 else None)
+                   float(settings.soft_floor) if settings.soft_floor > 0 else None,
+                   self._capped_workspace(ctrs, market, bidders))
         if bidders == "all":
             positions.clear_positions_all(self.rule(settings), ctrs, key_of_round, first, n, market.ranges,
                                           market.bid_state, market.value_tables, *columns, *options)
@@ -198,6 +208,26 @@ class PositionAuction(Mechanism):
             positions.clear_positions_sampled(self.rule(settings), ctrs, key_of_round, first, n, bidders,
                                               market.ranges, market.bid_state, market.value_tables,
                                               market.marked, *columns, *options)
+
+    def _capped_workspace(self, ctrs: np.ndarray, market: KernelMarket, bidders: int | str) -> Optional[tuple]:
+        """Scratch for the capped-probability paths, or None (compiled out) when no agent can be capped.
+
+        Some agent with ``quality * ctrs[0] > 1`` is clicked with probability 1 in a slot
+        that promises more: the efficient assignment (the welfare benchmark, and VCG's
+        allocation and prices) then needs ``bidscape.engine.capped``, which works for up
+        to ``capped.MAX_SLOTS`` slots.
+        """
+        reach = market.max_quality() * float(ctrs[0])
+        if not reach > 1.0:
+            return None
+        if ctrs.shape[0] > capped.MAX_SLOTS:
+            raise InputError(Problem(
+                "mechanism.slot_ctrs", f"{self.name} with {ctrs.shape[0]} slots and click probabilities capped at 1 "
+                f"(quality x ctr reaches {reach:g}): the efficient assignment is computed for at most "
+                f"{capped.MAX_SLOTS} slots",
+                f"use at most {capped.MAX_SLOTS} slots, or keep quality x the top slot's ctr at or below 1"))
+        participants = int(market.ranges[:, 1].sum()) if bidders == "all" else int(bidders)
+        return capped.workspace(participants, ctrs.shape[0])
 
     def accumulate(self, out, n, market, totals) -> None:
         totals.sold, totals.revenue, totals.welfare, totals.max_welfare = positions.accumulate_slots(

@@ -5,9 +5,11 @@
 True
 
 For each random instance (a few populations, a channel over some of them, random bid
-factors, budgets, quality scores, personal reserves, channel budgets, reserves, soft
-floors, slot click-through rates, pricing, throttled participation and, for single-item
-auctions, coordination groups), it checks that:
+factors, budgets, quality scores (in about a third of instances up to 4, so that
+quality x click-through rate often exceeds 1 and click probabilities are capped at 1),
+personal reserves, channel budgets, reserves, soft floors, slot click-through rates,
+pricing, throttled participation and, for single-item auctions, coordination groups), it
+checks that:
 
 1. the jitted kernel equals the plain-Python reference exactly: winners, prices, bids,
    clicks, remaining budgets, per-agent and market totals;
@@ -16,7 +18,11 @@ auctions, coordination groups), it checks that:
    promises it (``mechanism.charges_own_bid``);
 4. the allocation is feasible: one winner per slot, one slot per bidder and auction,
    winners took part, and no budget or channel budget is overspent;
-5. the kernel is deterministic: the same instance gives the same bytes twice.
+5. the kernel is deterministic: the same instance gives the same bytes twice;
+6. position auctions: the efficient-welfare benchmark is the best assignment of the
+   participants' values to slots with click probabilities ``min(1, quality x ctr)``, and
+   a VCG mechanism's assignment maximises the same for the bids taking part (both
+   against ``scipy.optimize.linear_sum_assignment``, to 1e-9 relative).
 """
 
 from __future__ import annotations
@@ -71,6 +77,9 @@ class BatchResult:
     wins: list[float]
     value: list[float]
     market: tuple[int, float, float]
+    # reference only (not compared): per auction, (agent, bid, base value) of each participant; efficient welfare
+    offers: list = field(default_factory=list, compare=False)
+    efficient: list = field(default_factory=list, compare=False)
 
 
 @dataclass
@@ -100,7 +109,10 @@ def random_instance(rng: np.random.Generator, mechanism: Mechanism) -> Instance:
     bid_state = np.zeros((n_agents, BID_COLUMNS))
     bid_state[:, BID_FACTOR] = _mixed(rng, n_agents, [0.0, 0.5, 1.0], 0.0, 3.0)
     bid_state[:, REMAINING] = _mixed(rng, n_agents, [0.0, math.inf, math.inf], 0.0, 5.0)
-    bid_state[:, QUALITY] = 1.0 if rng.random() < 0.4 else rng.uniform(0.2, 2.0, n_agents)
+    kind = rng.random()
+    # qualities up to 4 make quality x ctr > 1 common: capped click probabilities (VCG's efficient assignment)
+    bid_state[:, QUALITY] = (1.0 if kind < 0.3 else rng.uniform(0.2, 2.0, n_agents) if kind < 0.65
+                             else rng.uniform(0.5, 4.0, n_agents))
     if rng.random() < 0.3:
         bid_state[:, RESERVE] = np.where(rng.random(n_agents) < 0.5, rng.uniform(0, 1, n_agents), 0.0)
     cap = rng.uniform(0, 3, n_agents) if rng.random() < 0.3 else None
@@ -171,7 +183,8 @@ def run_reference(mechanism: Mechanism, instance: Instance) -> BatchResult:
         winner=[[o.winner for o in a] for a in results], price=[[o.price for o in a] for a in results],
         bid=[[o.bid for o in a] for a in results], next_bid=[[o.next_bid for o in a] for a in results],
         clicks=[[o.clicks for o in a] for a in results], remaining=market.remaining, cap=market.cap,
-        spend=spend, wins=wins, value=value, market=(*totals, sum(market.efficient, 0.0)))
+        spend=spend, wins=wins, value=value, market=(*totals, sum(market.efficient, 0.0)),
+        offers=market.offers, efficient=market.efficient)
 
 
 def check_instance(mechanism: Mechanism, instance: Instance) -> list[str]:
@@ -185,6 +198,8 @@ def check_instance(mechanism: Mechanism, instance: Instance) -> list[str]:
         slow = run_reference(mechanism, instance)
     except AssertionError as error:
         return problems + [f"the reference rejected an outcome: {error}"]
+    if mechanism.kind == "position":
+        problems.extend(efficiency_problems(mechanism, instance, fast, slow))
     for name in ("winner", "price", "bid", "next_bid", "clicks", "remaining", "cap", "spend", "wins", "value",
                  "market"):
         if getattr(fast, name) != getattr(slow, name):
@@ -203,6 +218,36 @@ def check_instance(mechanism: Mechanism, instance: Instance) -> list[str]:
                 problems.append(f"auction {r} slot {s}: winner paid {p} above its bid {b}")
     if min(fast.remaining) < 0 or (fast.cap is not None and min(fast.cap) < -1e-9):
         problems.append("a budget was overspent")
+    return problems
+
+
+def best_assignment_welfare(amounts: list[float], qualities: list[float], ctrs: tuple[float, ...]) -> float:
+    """The most ``sum amount x min(1, quality x ctr)`` over assignments of at most one slot each."""
+    from scipy.optimize import linear_sum_assignment
+
+    if not amounts:
+        return 0.0
+    gain = np.array(amounts)[:, None] * np.minimum(1.0, np.array(qualities)[:, None] * np.array(ctrs)[None, :])
+    rows, cols = linear_sum_assignment(gain, maximize=True)
+    return float(gain[rows, cols].sum())
+
+
+def efficiency_problems(mechanism: Mechanism, instance: Instance, fast: BatchResult, slow: BatchResult) -> list[str]:
+    """Invariant 6, checked on the kernel's outcomes and the participants the reference recorded."""
+    problems: list[str] = []
+    ctrs = instance.settings.slot_ctrs
+    quality = instance.bid_state[:, QUALITY]
+    for r, offers in enumerate(slow.offers):
+        best = best_assignment_welfare([instance.value_scale[a] * v for a, _, v in offers],
+                                       [quality[a] for a, _, _ in offers], ctrs)
+        if not math.isclose(slow.efficient[r], best, rel_tol=1e-9, abs_tol=1e-12):
+            problems.append(f"auction {r}: efficient welfare {slow.efficient[r]} is not the best assignment's {best}")
+        if getattr(mechanism, "vcg", False):
+            best = best_assignment_welfare([b for _, b, _ in offers], [quality[a] for a, _, _ in offers], ctrs)
+            got = sum(b * min(1.0, quality[w] * c) for w, b, c in zip(fast.winner[r], fast.bid[r], ctrs) if w >= 0)
+            if not math.isclose(got, best, rel_tol=1e-9, abs_tol=1e-12):
+                problems.append(f"auction {r}: VCG assignment {fast.winner[r]} has bid welfare {got}, "
+                                f"the best assignment {best}")
     return problems
 
 

@@ -6,6 +6,11 @@ threshold for each lower slot is the reserve if higher (the Myerson payment), so
 truthful bidding stays dominant. Per click, for the bidder in slot ``s`` with quality
 ``q``: ``sum_{t >= s} (ctr[t] - ctr[t+1]) * max(next_score(t) / q, reserve) / ctr[s]``.
 
+That is VCG while the ranking is the efficient assignment. When click probabilities
+``min(1, q * ctr)`` are capped at 1 it may not be, and the engine assigns the slots
+efficiently and charges that assignment's VCG prices instead (``bidscape.engine.capped``,
+``docs/mechanisms.md``); this function is the price of the uncapped case.
+
 >>> from bidscape.mechanisms.vcg import MECHANISM
 >>> # slot 0 of ctrs (0.3, 0.1); others' scores 0.6 and 0.2; quality 2; no reserve
 >>> round(MECHANISM.reference_price_per_click(0, [0.6, 0.2], 2.0, 0.0, [0.3, 0.1]), 6)

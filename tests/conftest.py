@@ -70,3 +70,21 @@ def bidscape_cli(tmp_path):
                               capture_output=True, text=True, timeout=timeout, env=env)
 
     return invoke
+
+
+@pytest.fixture
+def fail_in_round(monkeypatch):
+    """``fail_in_round(r, error)``: the ``truthful`` strategy raises ``error`` when asked to decide round ``r``."""
+    from bidscape.bidders.truthful import Truthful
+
+    original = Truthful.decide
+
+    def arrange(failing_round: int, error: BaseException) -> None:
+        def decide(self, round_index):
+            if round_index == failing_round:
+                raise error
+            original(self, round_index)
+
+        monkeypatch.setattr(Truthful, "decide", decide)
+
+    return arrange

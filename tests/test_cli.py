@@ -18,7 +18,6 @@ import pytest
 
 import bidscape
 from bidscape import InputError, Scenario
-from bidscape.bidders.truthful import Truthful
 
 MANIFEST_KEYS = {"status", "scenario", "seed", "version", "started", "finished", "wall_seconds", "rows"}
 MARKET_COLUMNS = {"round", "auctions", "sold", "revenue", "welfare", "mean_price", "reserve"}
@@ -271,17 +270,6 @@ def test_event_switches_the_mechanism(event_run):
 
 # ---- failed and interrupted runs ----
 
-def _fail_in_round(monkeypatch, failing_round: int, error: BaseException) -> None:
-    original = Truthful.decide
-
-    def decide(self, round_index):
-        if round_index == failing_round:
-            raise error
-        original(self, round_index)
-
-    monkeypatch.setattr(Truthful, "decide", decide)
-
-
 def _assert_failed(folder: Path, error_type: str, message: str, rounds_written: int) -> dict:
     m = manifest(folder)
     assert MANIFEST_KEYS <= set(m)
@@ -296,20 +284,20 @@ def _assert_failed(folder: Path, error_type: str, message: str, rounds_written: 
     return m
 
 
-def test_strategy_error_mid_run_leaves_failed(write_scenario, tmp_path, monkeypatch):
+def test_strategy_error_mid_run_leaves_failed(fail_in_round, write_scenario, tmp_path):
     from bidscape.api import run
 
-    _fail_in_round(monkeypatch, 2, RuntimeError("strategy broke in round 2"))
+    fail_in_round(2, RuntimeError("strategy broke in round 2"))
     scenario = Scenario.from_toml(write_scenario(), ["run.rounds=4"])
     with pytest.raises(RuntimeError, match="strategy broke"):
         run(scenario, out=tmp_path / "out")
     _assert_failed(tmp_path / "out", "RuntimeError", "strategy broke in round 2", rounds_written=2)
 
 
-def test_keyboard_interrupt_mid_run_leaves_failed(write_scenario, tmp_path, monkeypatch):
+def test_keyboard_interrupt_mid_run_leaves_failed(fail_in_round, write_scenario, tmp_path):
     from bidscape.api import run
 
-    _fail_in_round(monkeypatch, 2, KeyboardInterrupt())
+    fail_in_round(2, KeyboardInterrupt())
     scenario = Scenario.from_toml(write_scenario(), ["run.rounds=4"])
     with pytest.raises(KeyboardInterrupt):
         run(scenario, out=tmp_path / "out")
@@ -338,7 +326,6 @@ def test_error_while_finishing_files_is_not_complete(write_scenario, tmp_path, m
 
 FAILING_CLI = """
 import sys
-from bidscape.bidders.truthful import Truthful
 original = Truthful.decide
 def decide(self, round_index):
     if round_index == 1:

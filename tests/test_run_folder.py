@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -62,17 +61,6 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def fail_in_round(monkeypatch, failing_round: int, error: BaseException) -> None:
-    original = Truthful.decide
-
-    def decide(self, round_index):
-        if round_index == failing_round:
-            raise error
-        original(self, round_index)
-
-    monkeypatch.setattr(Truthful, "decide", decide)
-
-
 @pytest.fixture
 def complete_run(write_scenario, tmp_path):
     return run(Scenario.from_toml(write_scenario()), out=tmp_path / "out")
@@ -113,10 +101,10 @@ def test_overwrite_replaces_a_run_folder(complete_run, write_scenario):
 # ---- 2. the old run is replaced only once the new one is complete ----
 
 @pytest.mark.parametrize("error", [RuntimeError("broke in round 1"), KeyboardInterrupt()])
-def test_failed_replacement_leaves_the_old_run_as_it_was(error, complete_run, write_scenario, monkeypatch):
+def test_failed_replacement_leaves_the_old_run_as_it_was(error, fail_in_round, complete_run, write_scenario):
     folder = complete_run.path
     before = snapshot(folder)
-    fail_in_round(monkeypatch, 1, error)
+    fail_in_round(1, error)
     with pytest.raises(type(error)) as raised:
         run(Scenario.from_toml(write_scenario()), out=folder, overwrite=True, seed=9)
     assert snapshot(folder) == before
@@ -217,9 +205,10 @@ def test_a_signal_marks_the_run_failed_and_keeps_its_rounds(signal_name, write_s
     assert market["round"].to_list()[:m["rounds_done"]] == list(range(m["rounds_done"]))
 
 
-def test_a_full_disk_leaves_no_temporary_manifest_and_says_so(write_scenario, tmp_path, monkeypatch):
+def test_a_full_disk_leaves_no_temporary_manifest_and_says_so(fail_in_round, write_scenario, tmp_path,
+                                                               monkeypatch):
     folder = tmp_path / "out"
-    fail_in_round(monkeypatch, 1, RuntimeError("broke in round 1"))
+    fail_in_round(1, RuntimeError("broke in round 1"))
     write_text = Path.write_text
     writes = []
 
@@ -337,23 +326,23 @@ def test_a_resumed_run_ends_byte_identical_to_an_uninterrupted_one(stop, write_s
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in whole.path.iterdir())
 
 
-def test_an_interrupted_resume_leaves_the_folder_as_it_found_it(write_scenario, tmp_path, monkeypatch):
+def test_an_interrupted_resume_leaves_the_folder_as_it_found_it(fail_in_round, write_scenario, tmp_path):
     folder = tmp_path / "out"
-    fail_in_round(monkeypatch, 2, KeyboardInterrupt())
+    fail_in_round(2, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         run(Scenario.from_toml(write_scenario()), out=folder)
     before = {name: data for name, data in snapshot(folder).items() if name != "manifest.json"}
-    fail_in_round(monkeypatch, 2, KeyboardInterrupt())  # the resume stops in the same round
+    fail_in_round(2, KeyboardInterrupt())  # the resume stops in the same round
     with pytest.raises(KeyboardInterrupt):
         bidscape.api.resume(folder)
     assert {name: data for name, data in snapshot(folder).items() if name != "manifest.json"} == before
     assert run_state(folder).interrupted and manifest(folder)["rounds_done"] == 2
 
 
-def test_resume_refuses_what_is_not_interrupted(complete_run, write_scenario, tmp_path, monkeypatch):
+def test_resume_refuses_what_is_not_interrupted(fail_in_round, complete_run, write_scenario, tmp_path):
     with pytest.raises(InputError, match="is complete, not interrupted.*nothing to resume"):
         bidscape.api.resume(complete_run.path)
-    fail_in_round(monkeypatch, 1, RuntimeError("a real error"))
+    fail_in_round(1, RuntimeError("a real error"))
     with pytest.raises(RuntimeError):
         run(Scenario.from_toml(write_scenario()), out=tmp_path / "failed")
     with pytest.raises(InputError, match="is failed, not interrupted.*--overwrite"):

@@ -326,6 +326,7 @@ def test_error_while_finishing_files_is_not_complete(write_scenario, tmp_path, m
 
 FAILING_CLI = """
 import sys
+from bidscape.bidders.truthful import Truthful
 original = Truthful.decide
 def decide(self, round_index):
     if round_index == 1:

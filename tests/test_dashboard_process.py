@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from proc_state import alive
 
 pytest.importorskip("streamlit")
 
@@ -35,12 +36,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"  # a zombie has ended
 
 
 def children_of(pid: int) -> list[int]:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from proc_state import alive
 
 from bidscape import processes
 
@@ -44,12 +45,6 @@ if __name__ == "__main__":
 """
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 @pytest.mark.parametrize("how", ["spawn", "subprocess"])

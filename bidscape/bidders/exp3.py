@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 from pydantic import Field
 
-from bidscape.bidders.grid import FLOOR, MAX_RATE, GridLearner, GridParams, lower_rate, sample_from_logits
+from bidscape.bidders.grid import FLOOR, MAX_RATE, AnytimeRate, GridParams, lower_rate, sample_from_logits
 
 
 class Exp3Params(GridParams):
@@ -35,7 +35,7 @@ class Exp3Params(GridParams):
     gamma: float = Field(0.0, ge=0, le=1, allow_inf_nan=False, description="extra uniform exploration")
 
 
-class Exp3(GridLearner):
+class Exp3(AnytimeRate):
     name = "exp3"
     summary = "adversarial bandit over a multiplier grid (EXP3)"
     Params = Exp3Params
@@ -47,12 +47,6 @@ class Exp3(GridLearner):
         self.probabilities = np.full((n, k), 1.0 / k)  # of the round being played
         self.loss_total = np.zeros(n)  # losses of the arms played
         self.rate = np.full(n, MAX_RATE)  # rate_t, per agent; never increases
-
-    def set_params(self, params: Exp3Params) -> None:
-        new_eta = params.eta != self.params.eta
-        super().set_params(params)
-        if new_eta:
-            self.rate[:] = MAX_RATE  # a new eta from an event starts its own nonincreasing rate
 
     def scale(self) -> np.ndarray:
         """The running scale ``s``: mean loss of the arms played, at least FLOOR (1 before any round)."""

@@ -183,6 +183,18 @@ class GridLearner(Strategy):
         return np.where(self.plays > 0, unit, 0.5)
 
 
+class AnytimeRate(GridLearner):
+    """A grid learner with a per-agent, nonincreasing learning rate ``rate`` (hedge, exp3): it
+    starts at MAX_RATE, is lowered each round by ``lower_rate``, and a new ``eta`` (an event)
+    starts it again."""
+
+    def set_params(self, params: GridParams) -> None:
+        new_eta = params.eta != self.params.eta
+        super().set_params(params)
+        if new_eta:
+            self.rate[:] = MAX_RATE
+
+
 def lower_rate(rate: np.ndarray, eta: float, scale: np.ndarray) -> None:
     """``rate = min(rate, eta / scale)`` in place: the regret bounds of exponential weights with
     a time-varying rate need it never to increase (a zero scale leaves the rate as it is)."""

@@ -26,7 +26,7 @@ from typing import Optional
 import numpy as np
 from pydantic import Field
 
-from bidscape.bidders.grid import FLOOR, MAX_RATE, GridLearner, GridParams, add_spread, lower_rate, sample_from_logits
+from bidscape.bidders.grid import FLOOR, MAX_RATE, AnytimeRate, GridParams, add_spread, lower_rate, sample_from_logits
 
 ANYTIME = np.sqrt(8.0)  # eta_t = ANYTIME sqrt(ln K / t)
 
@@ -37,7 +37,7 @@ class HedgeParams(GridParams):
                                              "anytime sqrt(8 ln K / t)")
 
 
-class Hedge(GridLearner):
+class Hedge(AnytimeRate):
     name = "hedge"
     summary = "no-regret learner over a multiplier grid, full information (exponential weights)"
     Params = HedgeParams
@@ -50,12 +50,6 @@ class Hedge(GridLearner):
         self.spread_total = np.zeros(n)  # sum over rounds of max_k g_k - min_k g_k
         self.spread_max = np.zeros(n)
         self.rate = np.full(n, MAX_RATE)  # rate_t, per agent; never increases
-
-    def set_params(self, params: HedgeParams) -> None:
-        new_eta = params.eta != self.params.eta
-        super().set_params(params)
-        if new_eta:
-            self.rate[:] = MAX_RATE  # a new eta from an event starts its own nonincreasing rate
 
     def learn(self, feedback, utility) -> None:
         if feedback.counterfactual is not None:

@@ -1,4 +1,5 @@
-"""Verify the pacing-equilibrium conditions of a candidate and report their residuals."""
+"""Verify the pacing-equilibrium conditions of a candidate and report their residuals; build a
+solver's ``Equilibrium`` with them."""
 
 from __future__ import annotations
 
@@ -73,3 +74,25 @@ def check_parts(market: PacingMarket, kind: str, alpha: np.ndarray, prices: np.n
     return Residuals(float(over), float(unnec), float(unsold), float(overalloc), nonhigh,
                      float(mismatch),
                      bounds, negq)
+
+
+def build_equilibrium(market: PacingMarket, kind: str, alpha, prices, bidder, good, quantity,
+                      iterations: int, tol: float, info: dict | None = None) -> Equilibrium:
+    n, m = market.values.shape
+    alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+    prices = np.ascontiguousarray(prices, dtype=np.float64)
+    alloc = Allocation(np.ascontiguousarray(bidder, dtype=np.int64),
+                       np.ascontiguousarray(good, dtype=np.int64),
+                       np.ascontiguousarray(quantity, dtype=np.float64), (n, m))
+    spend, value, sold = K.coo_totals(n, m, alloc.bidder, alloc.good, alloc.quantity, prices,
+                                      market.values)
+    B = market.budgets
+    delta = np.maximum(B - spend, 0.0)
+    u = value + delta
+    with np.errstate(divide="ignore"):
+        nsw = float(np.sum(B * np.log(u)) - delta.sum())
+    res = check_parts(market, kind, alpha, prices, alloc, spend, sold)
+    return Equilibrium(kind=kind, alpha=alpha, prices=prices, allocation=alloc, spend=spend,
+                       value=value, utility=value - spend, revenue=float(spend.sum()),
+                       nash_social_welfare=nsw, iterations=int(iterations), residuals=res,
+                       converged=res.ok(tol), info=dict(info or {}))

@@ -37,9 +37,10 @@ import time
 import numpy as np
 
 from bidscape.equilibrium import _kernels as K
+from bidscape.equilibrium.check import build_equilibrium
 from bidscape.equilibrium.dual_barrier import DualBarrier
 from bidscape.equilibrium.market import PacingMarket
-from bidscape.equilibrium.result import Equilibrium, build_equilibrium
+from bidscape.equilibrium.result import Equilibrium
 from bidscape.equilibrium.tie_structure import polish
 
 

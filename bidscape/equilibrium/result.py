@@ -6,9 +6,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from bidscape.equilibrium import _kernels as K
-from bidscape.equilibrium.market import PacingMarket
-
 
 @dataclass(frozen=True, eq=False)
 class Allocation:
@@ -115,27 +112,3 @@ class Equilibrium:
                 f"revenue={self.revenue:.6g}, nsw={self.nash_social_welfare:.6g}, "
                 f"iterations={self.iterations}, max_residual={self.residuals.max():.2e}, "
                 f"converged={self.converged})")
-
-
-def build_equilibrium(market: PacingMarket, kind: str, alpha, prices, bidder, good, quantity,
-                      iterations: int, tol: float, info: dict | None = None) -> Equilibrium:
-    from bidscape.equilibrium.check import check_parts
-
-    n, m = market.values.shape
-    alpha = np.ascontiguousarray(alpha, dtype=np.float64)
-    prices = np.ascontiguousarray(prices, dtype=np.float64)
-    alloc = Allocation(np.ascontiguousarray(bidder, dtype=np.int64),
-                       np.ascontiguousarray(good, dtype=np.int64),
-                       np.ascontiguousarray(quantity, dtype=np.float64), (n, m))
-    spend, value, sold = K.coo_totals(n, m, alloc.bidder, alloc.good, alloc.quantity, prices,
-                                      market.values)
-    B = market.budgets
-    delta = np.maximum(B - spend, 0.0)
-    u = value + delta
-    with np.errstate(divide="ignore"):
-        nsw = float(np.sum(B * np.log(u)) - delta.sum())
-    res = check_parts(market, kind, alpha, prices, alloc, spend, sold)
-    return Equilibrium(kind=kind, alpha=alpha, prices=prices, allocation=alloc, spend=spend,
-                       value=value, utility=value - spend, revenue=float(spend.sum()),
-                       nash_social_welfare=nsw, iterations=int(iterations), residuals=res,
-                       converged=res.ok(tol), info=dict(info or {}))

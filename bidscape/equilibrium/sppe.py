@@ -20,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from bidscape.equilibrium import _kernels as K
+from bidscape.equilibrium.check import build_equilibrium
 from bidscape.equilibrium.market import PacingMarket
-from bidscape.equilibrium.result import Equilibrium, build_equilibrium
+from bidscape.equilibrium.result import Equilibrium
 
 
 def _cheap_residual(alpha, spend, B):

@@ -31,7 +31,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bidscape.engine.simulation import Simulation  # noqa: E402
+from bidscape.loop.simulation import Simulation  # noqa: E402
 from bidscape.scenario import Scenario  # noqa: E402
 
 

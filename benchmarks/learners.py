@@ -30,7 +30,7 @@ import time  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bidscape.engine.simulation import Simulation  # noqa: E402
+from bidscape.loop.simulation import Simulation  # noqa: E402
 from bidscape.scenario import Scenario  # noqa: E402
 
 TARGET = 2.0

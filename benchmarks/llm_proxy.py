@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bidscape.bidders import STRATEGIES  # noqa: E402
 from bidscape.bidders.llm_proxy import LlmProxy  # noqa: E402
-from bidscape.engine.simulation import Simulation  # noqa: E402
+from bidscape.loop.simulation import Simulation  # noqa: E402
 from bidscape.llm.testing import ChatServer, Reply, pacing_reply  # noqa: E402
 from bidscape.scenario import Scenario  # noqa: E402
 

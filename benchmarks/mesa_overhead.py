@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bidscape import Scenario
-from bidscape.engine.simulation import Simulation
+from bidscape.loop.simulation import Simulation
 from bidscape.mesa import MarketModel
 
 DEMO = Path(__file__).resolve().parent.parent / "data" / "scenarios" / "demo.toml"

@@ -52,7 +52,7 @@ from rich import box  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bidscape.engine.simulation import Simulation  # noqa: E402
+from bidscape.loop.simulation import Simulation  # noqa: E402
 from bidscape.scenario import Scenario  # noqa: E402
 
 MECHANISMS = ("first_price", "second_price", "gsp", "vcg")

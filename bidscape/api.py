@@ -18,8 +18,8 @@ import numpy as np
 import polars as pl
 
 from bidscape import __version__
-from bidscape.engine.finite import json_safe
-from bidscape.engine.simulation import Simulation
+from bidscape.loop.finite import json_safe
+from bidscape.loop.simulation import Simulation
 from bidscape.errors import InputError, Problem
 from bidscape.interrupts import stop_on_signals
 from bidscape.outputs import RunState, run_state

@@ -7,7 +7,7 @@ a round of at most ``MAX_AUCTIONS_PER_ROUND`` auctions x ``MAX_SLOTS`` slots pay
 1e51, and a run of at most ``MAX_ROUNDS`` rounds less than 1e61: far below float64's largest
 number (1.8e308), with room left for squares (variances) in the analysis. Within these
 bounds money cannot overflow; a strategy that still produces a non-finite amount stops the
-run at that round (``bidscape.engine.finite``).
+run at that round (``bidscape.loop.finite``).
 
 Counts. Round numbers are stored as 32-bit integers, population and channel codes as
 16-bit ones, and counts of agents, auctions and slot impressions must stay exact in

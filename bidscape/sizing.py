@@ -94,7 +94,7 @@ def _phases(scenario: Any) -> list[tuple[int, Any]]:
 def _round_cost(scenario: Any) -> tuple[dict[str, int], float]:
     """The bytes each field path accounts for, and the seconds of one round."""
     from bidscape.bidders import STRATEGIES
-    from bidscape.engine.simulation import BATCH_AUCTIONS
+    from bidscape.loop.simulation import BATCH_AUCTIONS
     from bidscape.mechanisms import MECHANISMS
 
     channels = scenario.resolved_channels()
@@ -116,7 +116,7 @@ def _round_cost(scenario: Any) -> tuple[dict[str, int], float]:
         parts["run.auction_sample_rate"] = parts.get("run.auction_sample_rate", 0) + sampled * SAMPLE_BYTES
         eligible = sum(scenario.populations[p].size for p in channel.populations)
         bidders = eligible if channel.bidders_per_auction == "all" else channel.bidders_per_auction
-        rate = POSITION_BIDS_PER_SECOND if mechanism.kind == "position" else SINGLE_ITEM_BIDS_PER_SECOND
+        rate = POSITION_BIDS_PER_SECOND if mechanism.capabilities.slots else SINGLE_ITEM_BIDS_PER_SECOND
         seconds += channel.auctions_per_round * bidders / rate + (eligible * RECORD_ROW_SECONDS if recorded else 0)
     return parts, seconds
 

@@ -27,8 +27,8 @@ import numpy as np
 import polars as pl
 
 import bidscape
-from bidscape.bidders.agency import compare_independent
-from bidscape.engine.simulation import Simulation
+from bidscape.analysis.agency import compare_independent
+from bidscape.loop.simulation import Simulation
 
 SCENARIO = Path(__file__).resolve().parent.parent / "data" / "scenarios" / "agency_pacing.toml"
 T_975 = {2: 4.303, 5: 2.571, 9: 2.262}  # Student t quantile 0.975 by degrees of freedom (seeds - 1)

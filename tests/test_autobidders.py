@@ -18,7 +18,7 @@ from bidscape.bidders import STRATEGIES
 from bidscape.bidders.pid_pacing import PidPacing
 from bidscape.bidders.target_cpa import TargetCpa
 from bidscape.bidders.target_roi import TargetRoi
-from bidscape.engine.simulation import Simulation
+from bidscape.loop.simulation import Simulation
 
 # Until bidscape/bidders/__init__.py registers them (harmless afterwards).
 for _strategy in (TargetRoi, TargetCpa, PidPacing):

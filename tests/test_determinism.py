@@ -9,7 +9,7 @@ import pytest
 
 import bidscape
 from bidscape import Scenario
-from bidscape.engine import simulation
+from bidscape.loop import simulation
 
 ARROW_FILES = ("market.arrow", "agents.arrow", "auctions.arrow")
 

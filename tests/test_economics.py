@@ -80,7 +80,7 @@ def test_truthful_second_price_winner_never_pays_more_than_value(tmp_path):
 @pytest.mark.parametrize("mechanism", ["first_price", "second_price"])
 def test_spend_never_exceeds_budget(mechanism):
     """Tight budgets, bidders that would overspend many times over: spend stays within budget."""
-    from bidscape.engine.simulation import Simulation
+    from bidscape.loop.simulation import Simulation
 
     scenario = Scenario.from_dict({
         "run": {"seed": 3, "rounds": 5, "auctions_per_round": 20_000, "record_agents": "none"},

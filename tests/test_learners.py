@@ -13,8 +13,8 @@ import pytest
 import bidscape
 from bidscape import InputError, Scenario
 from bidscape.bidders import STRATEGIES
-from bidscape.bidders.agency import compare_independent
-from bidscape.engine.simulation import Simulation
+from bidscape.analysis.agency import compare_independent
+from bidscape.loop.simulation import Simulation
 
 UNIFORM = {"dist": "uniform", "low": 0.0, "high": 1.0}
 

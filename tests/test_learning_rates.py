@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bidscape import Scenario
-from bidscape.engine.simulation import Simulation
+from bidscape.loop.simulation import Simulation
 
 UNIFORM = {"dist": "uniform", "low": 0.0, "high": 1.0}
 

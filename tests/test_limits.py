@@ -20,8 +20,8 @@ import pytest
 import bidscape
 from bidscape import InputError, Scenario, sizing
 from bidscape.cli import main as cli_main
-from bidscape.engine.finite import NonFiniteMoney
-from bidscape.engine.simulation import Simulation, StrategyError
+from bidscape.loop.finite import NonFiniteMoney
+from bidscape.loop.simulation import Simulation, StrategyError
 from bidscape.mechanisms import MECHANISMS
 from bidscape.sweep import SweepSpec, load_sweep, run_sweep
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from bidscape import InputError, Scenario
-from bidscape.engine.simulation import Simulation
+from bidscape.loop.simulation import Simulation
 from bidscape.llm.endpoint import is_loopback, user_base_url
 from bidscape.llm.testing import ChatServer, constant_reply
 from test_llm_proxy import ARCHETYPES, FAST, Played, no_llm_environment, scenario  # noqa: F401 (fixture)

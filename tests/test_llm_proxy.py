@@ -15,7 +15,7 @@ import bidscape
 from bidscape import InputError, Scenario
 from bidscape.bidders import STRATEGIES
 from bidscape.bidders.llm_proxy import LLM_CALLS_SCHEMA, LlmProxy, archetypes
-from bidscape.engine.simulation import Simulation
+from bidscape.loop.simulation import Simulation
 from bidscape.llm.cache import ReplayCache, cache_request
 from bidscape.llm.client import BackendError, ChatClient
 from bidscape.llm.prompts import InvalidReply, build_messages, parse_reply

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bidscape import Scenario
-from bidscape.engine.simulation import Simulation
+from bidscape.loop.simulation import Simulation
 
 ROUNDS = 60
 

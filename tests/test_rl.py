@@ -16,7 +16,7 @@ from bidscape.bidders.rl_policy import RLPolicy
 
 torch = pytest.importorskip("torch")
 
-from bidscape.engine.simulation import Simulation  # noqa: E402
+from bidscape.loop.simulation import Simulation  # noqa: E402
 from bidscape.rl.policy import FEATURES, Policy, load_policy  # noqa: E402
 from bidscape.rl.train import (PPOConfig, cohort_scenario, deterministic_torch, evaluate,  # noqa: E402
                                play_episode, train, with_seed)

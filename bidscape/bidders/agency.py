@@ -12,7 +12,7 @@ anyway drops out, and a winning client pays the best bid from outside its agency
 In a second-price auction without budgets this helps every client in every auction it
 takes part in (it wins exactly when it would have won, and pays no more), so each
 client's utility is at least its independent-bidding utility, the same auctions replayed
-(``compare_independent``).
+(``bidscape.analysis.agency.compare_independent``).
 
 With budgets, fixed multipliers waste the saving: a client bids its value until its
 budget runs out, coordinated or not. ``pacing = "dual"`` paces the clients jointly, as in
@@ -30,7 +30,7 @@ What this promises, and what is measured, is in docs/learners.md.
     budget = { dist = "uniform", low = 5.0, high = 15.0 }
     params = { clients_per_agency = 4, pacing = "dual", step = 0.1 }
 
-``compare_independent(scenario, "clients")`` runs the scenario twice, with and without
+``bidscape.analysis.agency.compare_independent(scenario, "clients")`` runs the scenario twice, with and without
 coordination (same seed, so the same auctions and values), and returns each client's
 utility both ways.
 """
@@ -40,13 +40,12 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 import numpy as np
-import polars as pl
 from pydantic import Field
 
 from bidscape import limits
 from bidscape.bidders.adaptive_pacing import AdaptivePacing, AdaptivePacingParams
 from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
-from bidscape.errors import InputError, Problem
+from bidscape.errors import Problem
 
 
 class AgencyParams(AdaptivePacingParams):
@@ -125,42 +124,3 @@ class Agency(Strategy):
         if self.pacer is not None:
             self.pacer.observe(feedback)
 
-
-def compare_independent(scenario, population: str) -> pl.DataFrame:
-    """Each client's utility with its agency coordinating and bidding independently.
-
-    Both runs use the scenario's seed, so the auctions, participants and values are the
-    same (common random numbers). With ``pacing = "dual"`` the independent arm is
-    ``adaptive_pacing`` with the same parameters. Columns: ``agent``, ``agency``,
-    ``utility_agency``, ``utility_independent``, ``gain``.
-    """
-    from bidscape.engine.simulation import Simulation
-
-    names = [p.name for p in scenario.populations]
-    if population not in names:
-        raise InputError(Problem("population", f"no population named '{population}'",
-                                 f"use one of: {', '.join(names)}"))
-    index = names.index(population)
-    if scenario.populations[index].strategy != Agency.name:
-        raise InputError(Problem(f"populations[{index}].strategy", f"population '{population}' does not use "
-                                 "the agency strategy", 'set strategy = "agency"'))
-    utilities = []
-    for coordinate in (True, False):
-        arm = scenario.with_updates({f"populations.{population}.params.coordinate": coordinate})
-        simulation = Simulation(arm)
-        part = simulation.state.population_slice(index)
-        total = np.zeros(part.stop - part.start)
-        while not simulation.finished:
-            simulation.step()
-            total += simulation.state.value[part] - simulation.state.spend[part]
-        simulation.close()
-        utilities.append(total)
-    size = scenario.populations[index].params.get("clients_per_agency", 2)
-    clients = np.arange(utilities[0].size)
-    return pl.DataFrame({
-        "agent": clients + part.start,
-        "agency": clients // size,
-        "utility_agency": utilities[0],
-        "utility_independent": utilities[1],
-        "gain": utilities[0] - utilities[1],
-    })

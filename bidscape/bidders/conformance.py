@@ -114,7 +114,7 @@ class _Played:
 
 
 def _play(scenario) -> _Played:
-    from bidscape.engine.simulation import Simulation
+    from bidscape.loop.simulation import Simulation
 
     simulation = Simulation(scenario)
     mine = simulation.state.population_slice(0)

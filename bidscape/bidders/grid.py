@@ -103,12 +103,11 @@ class GridLearner(Strategy):
     def scenario_problems(cls, scenario, index: int, where: str) -> list[Problem]:
         if not cls.full_information:
             return []
-        from bidscape.engine.simulation import replayable
         from bidscape.mechanisms import MECHANISMS
 
         for channel in scenario.resolved_channels():
             if index in channel.populations and channel.mechanism.type in MECHANISMS:
-                if not replayable(MECHANISMS.get(channel.mechanism.type)):
+                if not MECHANISMS.get(channel.mechanism.type).capabilities.replayable:
                     return [Problem(f"{where}.strategy",
                                     f"'{cls.name}' learns from the counterfactual utility of every multiplier, "
                                     f"which bidscape computes for first-price, second-price and all-pay auctions; "

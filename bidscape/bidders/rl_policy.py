@@ -1,7 +1,7 @@
 """A trained policy as a strategy: multipliers from a torch MLP, one forward pass per round.
 
 Before each round every agent of the population gets its observation (budget left, time
-left, recent wins and prices, last multiplier; see ``bidscape.rl.policy``) and the policy
+left, recent wins and prices, last multiplier; see ``bidscape.bidders.rl_network``) and the policy
 trained by ``bidscape train-rl`` maps all of them to multipliers in one batched, gradient-free
 forward pass. ``deterministic = true`` (the default) plays the policy's median multiplier;
 ``false`` samples from it with a torch generator seeded from the strategy's own seed, so
@@ -64,7 +64,7 @@ class RLPolicy(Strategy):
                                      f"run {INSTALL}"))
         import torch
 
-        from bidscape.rl.policy import load_policy
+        from bidscape.bidders.rl_network import load_policy
 
         self._torch = torch
         self.policy, self.metadata = load_policy(params.weights, where)
@@ -73,7 +73,7 @@ class RLPolicy(Strategy):
 
     def set_params(self, params: RLPolicyParams) -> None:
         if params.weights != self.params.weights:  # a scheduled event swapped the policy
-            from bidscape.rl.policy import load_policy, observation_bounds
+            from bidscape.bidders.rl_network import load_policy, observation_bounds
 
             self.policy, self.metadata = load_policy(params.weights,
                                                      f"populations.{self.agents.name}.params.weights")

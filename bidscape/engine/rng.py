@@ -14,7 +14,7 @@ was 4 while the throttle stream was 4, so the throttle draw of agent ``a`` was t
 participant draw of attempt ``a + 1``; the fix changed every draw, hence every output.)
 
 Every function here is plain Python that numba also compiles, so the reference
-implementation (``bidscape.engine.reference``) uses exactly the same numbers.
+implementation (``bidscape.mechanisms.reference``) uses exactly the same numbers.
 """
 
 from __future__ import annotations

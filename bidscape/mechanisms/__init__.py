@@ -5,7 +5,7 @@ A new mechanism is one module defining ``MECHANISM`` plus one line in ``_MODULES
 """
 
 from bidscape.mechanisms import all_pay, first_price, gsp, second_price, third_price, vcg
-from bidscape.mechanisms.base import (KernelMarket, Mechanism, MechanismSettings, Outcomes,
+from bidscape.mechanisms.base import (Capabilities, KernelMarket, Mechanism, MechanismSettings, Outcomes,
                                       PositionAuction, SingleItemAuction, Totals)
 from bidscape.registry import Registry
 
@@ -15,5 +15,5 @@ MECHANISMS: Registry[Mechanism] = Registry("mechanism", "mechanisms")
 for _module in _MODULES:
     MECHANISMS.register(_module.MECHANISM.name, _module.MECHANISM)
 
-__all__ = ["MECHANISMS", "KernelMarket", "Mechanism", "MechanismSettings", "Outcomes", "PositionAuction",
+__all__ = ["MECHANISMS", "Capabilities", "KernelMarket", "Mechanism", "MechanismSettings", "Outcomes", "PositionAuction",
            "SingleItemAuction", "Totals"]

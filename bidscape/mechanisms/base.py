@@ -3,7 +3,7 @@
 A mechanism clears a batch of auctions of one channel with a jitted kernel, adds the
 outcomes to the agents' and the market's totals, and comes with a plain-Python pricing
 rule, written independently, that the reference implementation
-(``bidscape.engine.reference``) uses and ``check_mechanism`` compares against.
+(``bidscape.mechanisms.reference``) uses and ``check_mechanism`` compares against.
 
 - ``SingleItemAuction``: one impression to the highest bid at or above the reserve;
   the price is ``max(w1 * top + w2 * second + w3 * third, reserve)`` (first, second,
@@ -18,7 +18,7 @@ the auction sample treat them alike; a single-item auction has one slot.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Literal, Optional, Sequence
+from typing import Callable, Literal, Optional, Sequence
 
 import numpy as np
 
@@ -107,13 +107,33 @@ class Totals:
         self.slot_totals = np.zeros((self.slots, 3))
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a mechanism can do, declared once; the loop, the recorder and the checks ask this.
+
+    - ``slots``: several ranked slots (``slot_ctrs``), ranked by bid x quality.
+    - ``clicks``: outcomes are clicks drawn per slot, and values are per click.
+    - ``replayable``: the counterfactual replay can price any bid of one bidder against the
+      others' (``bidscape.engine.counterfactual``), so full-information learners can learn here.
+    - ``groups``: coordination groups (only a group's highest bid in an auction counts).
+    """
+
+    slots: bool = False
+    clicks: bool = False
+    replayable: bool = False
+    groups: bool = False
+
+
 class Mechanism:
     """The protocol every registered mechanism follows."""
 
     name: str
     summary: str
-    kind: ClassVar[str]
     charges_own_bid: bool  # True when no winner ever pays more than its bid (checked by check_mechanism)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        raise NotImplementedError
 
     def slots(self, settings: MechanismSettings) -> int:
         raise NotImplementedError
@@ -135,8 +155,12 @@ class SingleItemAuction(Mechanism):
     reference_price: Callable[[float, float, float], float]  # (top, second, third bid) -> price before floors
     third_weight: float = 0.0
     all_pay: bool = False
-    kind: ClassVar[str] = "single_item"
     charges_own_bid: bool = True
+
+    @property
+    def capabilities(self) -> Capabilities:
+        # the replay prices a bid from the top and second bids of the others: no third bid
+        return Capabilities(replayable=self.third_weight == 0, groups=True)
 
     def __post_init__(self) -> None:
         weights = (self.top_weight, self.second_weight, self.third_weight)
@@ -182,8 +206,11 @@ class PositionAuction(Mechanism):
     vcg: bool
     # (slot s, scores of the *other* ranked bidders best first, own quality, floor, ctrs) -> price per click
     reference_price_per_click: Callable[[int, Sequence[float], float, float, Sequence[float]], float]
-    kind: ClassVar[str] = "position"
     charges_own_bid: bool = True
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(slots=True, clicks=True)
 
     def slots(self, settings: MechanismSettings) -> int:
         return len(settings.slot_ctrs)

@@ -35,7 +35,7 @@ import numpy as np
 
 from bidscape.engine.kernel import (BID_COLUMNS, BID_FACTOR, OUTCOME_COLUMNS, QUALITY, REMAINING, RESERVE, SCALE,
                                     VALUE_SCALE)
-from bidscape.engine.reference import ReferenceMarket, reference_batch, reference_totals
+from bidscape.mechanisms.reference import ReferenceMarket, reference_batch, reference_totals
 from bidscape.markets.distributions import Constant, LogNormal, Uniform
 from bidscape.mechanisms.base import KernelMarket, Mechanism, MechanismSettings, Outcomes, Totals
 
@@ -118,9 +118,9 @@ def random_instance(rng: np.random.Generator, mechanism: Mechanism) -> Instance:
     cap = rng.uniform(0, 3, n_agents) if rng.random() < 0.3 else None
     reserve = float(rng.choice([0.0, 0.0, 0.5, rng.uniform(0, 2)]))
     soft_floor = reserve + float(rng.uniform(0, 1)) if rng.random() < 0.25 else 0.0
-    slots = int(rng.integers(1, 5)) if mechanism.kind == "position" else 1
+    slots = int(rng.integers(1, 5)) if mechanism.capabilities.slots else 1
     ctrs = tuple(float(c) for c in np.sort(rng.uniform(0.05, 1.0, slots))[::-1])
-    if mechanism.kind == "position" and rng.random() < 0.2:
+    if mechanism.capabilities.slots and rng.random() < 0.2:
         ctrs = tuple([ctrs[0]] * slots)  # equal click-through rates
     settings = MechanismSettings(reserve=reserve, soft_floor=soft_floor, slot_ctrs=ctrs,
                                  pricing="impression" if rng.random() < 0.4 else "click")
@@ -130,7 +130,7 @@ def random_instance(rng: np.random.Generator, mechanism: Mechanism) -> Instance:
                         int(rng.integers(0, 2**63)), int(rng.integers(0, 10**6)), int(rng.integers(1, 40)))
     if rng.random() < 0.25:
         instance.participation = np.where(rng.random(n_agents) < 0.5, rng.uniform(0, 1, n_agents), 1.0)
-    if mechanism.kind == "single_item" and bidders != "all" and rng.random() < 0.3:
+    if mechanism.capabilities.groups and bidders != "all" and rng.random() < 0.3:
         instance.group = np.where(rng.random(n_agents) < 0.7, rng.integers(0, 3, n_agents), -1).astype(np.int64)
     return instance
 
@@ -153,7 +153,7 @@ def run_kernel(mechanism: Mechanism, instance: Instance) -> BatchResult:
         raise AssertionError("the participant marks were not cleared after the batch")
     totals = Totals(slots)
     mechanism.accumulate(out, n, market, totals)
-    position = mechanism.kind == "position"
+    position = mechanism.capabilities.slots
     return BatchResult(
         winner=out.winner[:n].tolist(), price=out.price[:n].tolist(), bid=out.bid[:n].tolist(),
         next_bid=out.next_bid[:n].tolist(),
@@ -176,7 +176,7 @@ def run_reference(mechanism: Mechanism, instance: Instance) -> BatchResult:
         value_scale=instance.value_scale.tolist())
     results = reference_batch(mechanism, instance.settings, market, instance.key_of_round,
                               instance.first_auction, instance.n_auctions, instance.bidders)
-    position = mechanism.kind == "position"
+    position = mechanism.capabilities.slots
     spend, wins, value, _, totals = reference_totals(results, instance.value_scale.tolist(), instance.n_agents,
                                                      market.others_spend, position)
     return BatchResult(
@@ -198,7 +198,7 @@ def check_instance(mechanism: Mechanism, instance: Instance) -> list[str]:
         slow = run_reference(mechanism, instance)
     except AssertionError as error:
         return problems + [f"the reference rejected an outcome: {error}"]
-    if mechanism.kind == "position":
+    if mechanism.capabilities.slots:
         problems.extend(efficiency_problems(mechanism, instance, fast, slow))
     for name in ("winner", "price", "bid", "next_bid", "clicks", "remaining", "cap", "spend", "wins", "value",
                  "market"):

@@ -1,6 +1,6 @@
 """``MarketModel``: a bidscape market driven as a Mesa model, one ``step()`` per round.
 
-The market itself stays a ``bidscape.engine.simulation.Simulation``: flat arrays and jitted
+The market itself stays a ``bidscape.loop.simulation.Simulation``: flat arrays and jitted
 kernels, no Python object per bidder. Mesa sees the round's totals (model reporters) and
 one ``CohortAgent`` per population or archetype (agent reporters, ``model.agents``).
 
@@ -28,7 +28,7 @@ import numpy as np
 from bidscape import __version__
 from bidscape.api import RunTotals, strategy_tables
 from bidscape.outputs.recorder import Recorder
-from bidscape.engine.simulation import RoundResult, Simulation
+from bidscape.loop.simulation import RoundResult, Simulation
 from bidscape.errors import InputError, Problem
 from bidscape.mesa.cohorts import Cohorts, utilisation
 from bidscape.scenario import SETTABLE_DURING_RUN, Scenario, read_toml, set_path

@@ -36,7 +36,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from bidscape.engine.simulation import Simulation
+from bidscape.loop.simulation import Simulation
 from bidscape.errors import InputError, Problem
 from bidscape.rl.policy import EMA_DECAY, ObservationBuilder, observation_bounds
 from bidscape.rl.train import cohort_scenario, with_seed

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 import torch
 
-from bidscape.engine.simulation import Simulation
+from bidscape.loop.simulation import Simulation
 from bidscape.errors import InputError, Problem, did_you_mean
 from bidscape.rl import register_strategies
 from bidscape.rl.policy import FEATURES, Policy, observation_bounds, save_policy

@@ -18,7 +18,7 @@ import numpy as np
 from bidscape.engine.kernel import SPEND, VALUE
 
 if TYPE_CHECKING:
-    from bidscape.engine.simulation import RoundResult, Simulation
+    from bidscape.loop.simulation import RoundResult, Simulation
 
 
 class NonFiniteMoney(ArithmeticError):

@@ -7,7 +7,7 @@ shares only the random numbers (the hash in ``bidscape.engine.rng``) with the ke
 participant choice, value lookup, bids, reserves, ranking, tie-breaking, pricing (each
 mechanism's own ``reference_price`` function) and budget accounting are written again.
 Where click probabilities are capped (``bidscape.engine.capped``), the efficient
-assignment and VCG's prices come from ``bidscape.engine.reference_capped``.
+assignment and VCG's prices come from ``bidscape.mechanisms.reference_capped``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bidscape.engine.rng import (
     py_draw_u64,
     py_to_unit,
 )
-from bidscape.engine.reference_capped import capped_vcg, capped_welfare
+from bidscape.mechanisms.reference_capped import capped_vcg, capped_welfare
 from bidscape.mechanisms.base import MechanismSettings, PositionAuction, SingleItemAuction
 
 

@@ -1,0 +1,88 @@
+"""A round's full-information feedback: what each multiplier of a learner's grid would have won.
+
+For the populations whose strategy has a grid (``Strategy.counterfactual_grid``) and whose
+channels all run a mechanism declaring ``capabilities.replayable``, every batch the kernel
+clears is replayed (``bidscape.engine.counterfactual``) to price each grid bid against the
+other bidders of the same auction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+from bidscape.engine import counterfactual
+from bidscape.mechanisms import MECHANISMS, Outcomes
+
+if TYPE_CHECKING:
+    from bidscape.loop.simulation import ChannelPlay, Simulation
+
+
+@dataclass
+class Counterfactuals:
+    """A round's full-information feedback for the populations whose strategy has a grid.
+
+    A population gets counterfactuals only when every channel it bids in is a single-item
+    auction whose price does not depend on the third bid (``bidscape.engine.counterfactual``).
+    """
+
+    grid_of: np.ndarray  # int64[P]: row of ``grids`` per population, -1 = none
+    row_base: np.ndarray  # int64[P]: agent a of population p is row a - row_base[p]
+    rows: dict[int, slice]  # population -> its rows
+    arms: np.ndarray  # int64[G]
+    grids: np.ndarray  # float64[G, K]
+    utility: np.ndarray  # float64[rows, K]
+    taken: np.ndarray  # float64[rows]: auctions taken part in
+
+    @classmethod
+    def for_round(cls, sim: "Simulation") -> Optional["Counterfactuals"]:
+        wanted = {p: g for p, s in enumerate(sim.strategies) if (g := s.counterfactual_grid()) is not None}
+        if not wanted:
+            return None
+        for channel in sim.channels():
+            if not MECHANISMS.get(channel.mechanism.type).capabilities.replayable:
+                for p in channel.populations:
+                    wanted.pop(p, None)
+        if not wanted:
+            return None
+        state = sim.state
+        width = max(len(g) for g in wanted.values())
+        grid_of = np.full(len(sim.strategies), -1, np.int64)
+        row_base = np.zeros(len(sim.strategies), np.int64)
+        grids = np.zeros((len(wanted), width))
+        arms = np.zeros(len(wanted), np.int64)
+        rows: dict[int, slice] = {}
+        next_row = 0
+        for g, (p, grid) in enumerate(sorted(wanted.items())):
+            part = state.population_slice(p)
+            grid_of[p] = g
+            grids[g, :len(grid)] = grid
+            arms[g] = len(grid)
+            row_base[p] = part.start - next_row
+            rows[p] = slice(next_row, next_row + part.stop - part.start)
+            next_row += part.stop - part.start
+        return cls(grid_of, row_base, rows, arms, grids, np.zeros((next_row, width)), np.zeros(next_row))
+
+    def replay(self, play: "ChannelPlay", out: Outcomes, first: int, n: int) -> None:
+        if not play.mechanism.capabilities.replayable or not np.any(self.grid_of[play.market.ranges[:, 2]] >= 0):
+            return
+        m = play.market
+        rule = play.mechanism.rule(play.settings)
+        common = (out.winner[:n, 0], out.bid[:n, 0], out.next_bid[:n, 0], m.outcome_state, self.row_base,
+                  self.grid_of, self.grids, self.arms, self.utility, self.taken, m.participation)
+        bidders = play.channel.bidders_per_auction
+        if bidders == "all":
+            counterfactual.counterfactual_all(rule, play.mechanism.all_pay, play.key, first, n, m.ranges,
+                                              m.bid_state, m.value_tables, *common)
+        else:
+            counterfactual.counterfactual_sampled(rule, play.mechanism.all_pay, play.key, first, n, bidders,
+                                                  m.ranges, m.bid_state, m.value_tables, m.marked, *common)
+
+    def of(self, p: int) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        if p not in self.rows:
+            return None, None
+        g = self.grid_of[p]
+        return self.utility[self.rows[p], :self.arms[g]], self.taken[self.rows[p]]
+

@@ -25,8 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bidscape import limits
 from bidscape.errors import InputError, Problem
 from bidscape.names import MAX_NAME, RULE, FolderName, name_problem, safe_folder_name
-from bidscape.scenario import Scenario, validated
-from bidscape.toml_files import read_toml
+from bidscape.scenario import Scenario, read_toml, validated
 from bidscape.sweep.names import check_variant_names, grid_names
 
 _SECTIONS = ("run", "mechanism", "market")

@@ -67,7 +67,7 @@ EXTRA = {
 
 def cases(tmp: Path) -> dict[str, dict[str, Any]]:
     """Name -> raw scenario dict."""
-    from bidscape.toml_files import read_toml
+    from bidscape.scenario import read_toml
 
     found = {}
     for path in sorted((ROOT / "data" / "scenarios").glob("*.toml")):

@@ -55,7 +55,7 @@ from bidscape.markets.distributions import Distribution
 from bidscape.markets.double_auction.traders import STRATEGIES
 from bidscape.names import RunName
 from bidscape.scenario import Amount, Auctions, Rounds, TomlDocument, validated
-from bidscape.toml_files import read_toml
+from bidscape.scenario import read_toml
 
 MECHANISM_NAMES = ("continuous", "call")
 

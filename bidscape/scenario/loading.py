@@ -1,4 +1,5 @@
-"""Reading a TOML file a user named (a scenario, a sweep file): every way it can fail, said plainly.
+"""TOML in: reading a file a user named, ``--set key.path=value`` overrides, and ``TomlDocument``
+(read, override, validate; write back).
 
 A path can be missing, a broken link, a symlink loop, a folder, a named pipe or device,
 or unreadable; each gets its own message and fix instead of "does not exist". A UTF-8
@@ -14,7 +15,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from bidscape.errors import InputError, Problem
+import numpy as np
+
+from bidscape.errors import InputError, Problem, did_you_mean
 
 _KINDS = {stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
           stat.S_IFBLK: "a block device"}
@@ -78,3 +81,82 @@ def _stat_problem(path: Path, kind: str, examples: str, error: OSError) -> tuple
     if os.path.islink(path):
         return f"{kind} '{path}' is a broken symbolic link (to '{os.readlink(path)}')", "point the link at a file"
     return f"{kind} '{path}' does not exist", f"check the path ({examples})"
+
+
+# ---- overrides (`--set key.path=value`, `[[events]] set = {...}`) ----
+
+def parse_value(text: str) -> Any:
+    """A TOML value (number, bool, string, array, inline table); bare words stay strings."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    path, sep, text = override.partition("=")
+    if not sep or not path.strip():
+        raise InputError(Problem("--set", f"'{override}' is not of the form key.path=value",
+                                 "write e.g. --set run.rounds=10"))
+    set_path(raw, path.strip(), parse_value(text.strip()))
+
+
+def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``raw[a][b]... = value`` for ``path = "a.b..."``; list items by index or by name."""
+    parts = path.split(".")
+    node: Any = raw
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            index = _list_index(node, part, where)
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise InputError(Problem(path, f"'{'.'.join(parts[:depth])}' is a value, not a table",
+                                     "set the value itself, or a field of a table"))
+
+
+def _list_index(items: list[Any], part: str, where: str) -> int:
+    if part.isdigit() and int(part) < len(items):
+        return int(part)
+    names = [item.get("name") for item in items if isinstance(item, dict)]
+    if part in names:
+        return names.index(part)
+    raise InputError(Problem(where, f"no item '{part}' in this list",
+                             f"{did_you_mean(part, [str(n) for n in names])}use an index "
+                             f"0..{len(items) - 1} or a name: {', '.join(map(str, names))}"))
+
+
+class TomlDocument:
+    """Reading, overriding and writing back a validated TOML document (a scenario, a market game).
+
+    The class provides ``from_dict(raw, source)``: validation and its checks.
+    """
+
+    @classmethod
+    def from_toml(cls, path: str | Path, overrides: list[str] | None = None):
+        """Read, override (``key.path=value`` strings) and validate a file."""
+        raw, source = read_toml(path)
+        for override in overrides or []:
+            apply_override(raw, override)
+        return cls.from_dict(raw, source)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved document (defaults filled in), as it would be written in TOML."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def with_updates(self, updates: dict[str, Any], source: str = "scenario"):
+        """A copy with ``{"dotted.path": value}`` applied, validated again (strictly: numpy numbers
+        from Python code count as numbers, strings do not)."""
+        raw = self.to_dict()
+        for path, value in updates.items():
+            set_path(raw, path, value.item() if isinstance(value, np.generic) else value)
+        return type(self).from_dict(raw, source)

@@ -1,0 +1,194 @@
+"""The scenario's tables as pydantic models: every field typed and bounded.
+
+``Scenario.from_dict`` validates the types here, then the checks of ``bidscape.scenario.checks``
+(what the types cannot say); each population keeps its parsed strategy parameters, so
+``Scenario.strategy_params`` hands them out without validating them again.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from bidscape import limits
+from bidscape.markets.distributions import Constant, Distribution
+from bidscape.names import RunName
+from bidscape.scenario.checks import check_scenario, parse_params
+from bidscape.scenario.loading import TomlDocument
+from bidscape.scenario.messages import validated
+
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False), limits.amount()]
+Rounds = Annotated[int, Field(ge=1), limits.at_most(limits.MAX_ROUNDS, "round numbers are 32-bit integers")]
+Auctions = Annotated[int, Field(ge=1), limits.at_most(limits.MAX_AUCTIONS_PER_ROUND, "counts must stay exact")]
+Ctrs = Annotated[list[float], Field(min_length=1, max_length=limits.MAX_SLOTS)]
+
+
+class _Section(BaseModel):
+    # strict: numbers must be numbers, true/false booleans (pydantic would read "yes" as true, "10" as 10)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
+
+
+class RunSection(_Section):
+    name: RunName = "run"
+    seed: int = Field(0, ge=0)
+    rounds: Rounds = 24
+    auctions_per_round: Auctions = 100_000
+    record_agents: Literal["agent", "population", "none"] = "agent"
+    auction_sample_rate: float = Field(0.001, ge=0, le=1)
+    experimental: bool = False  # allow strategies marked experimental (e.g. llm_proxy)
+
+
+class MechanismSection(_Section):
+    type: str = "second_price"
+    reserve: Amount = 0.0
+    soft_floor: Amount = 0.0
+    slot_ctrs: Ctrs = Field(default_factory=lambda: [1.0])
+    pricing: Literal["click", "impression"] = "click"
+
+    @field_validator("slot_ctrs")
+    @classmethod
+    def _non_negative(cls, ctrs: list[float]) -> list[float]:
+        if any(not 0 <= c <= 1 for c in ctrs):
+            raise ValueError(f"click-through rates must be between 0 and 1 (got {ctrs}); "
+                             "write probabilities, e.g. [0.3, 0.2, 0.1]")
+        return ctrs
+
+
+class MechanismOverrides(_Section):
+    """A channel's changes to ``[mechanism]``: unset fields follow the scenario's mechanism."""
+
+    type: Optional[str] = None
+    reserve: Optional[Amount] = None
+    soft_floor: Optional[Amount] = None
+    slot_ctrs: Optional[Ctrs] = None
+    pricing: Optional[Literal["click", "impression"]] = None
+
+    _ctrs = field_validator("slot_ctrs")(classmethod(lambda cls, v: v if v is None
+                                                     else MechanismSection._non_negative(v)))
+
+
+class MarketSection(_Section):
+    bidders_per_auction: int | Literal["all"] = 8
+
+    @field_validator("bidders_per_auction", mode="before")
+    @classmethod
+    def _positive_or_all(cls, value: Any) -> Any:
+        if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError(f'must be a positive integer or "all" (got {value!r}); use e.g. 8, or "all"')
+
+
+class Population(_Section):
+    name: str = Field(min_length=1)
+    size: Annotated[int, Field(ge=1), limits.at_most(limits.MAX_AGENTS, "more agents than any machine holds")]
+    strategy: str
+    values: Distribution
+    value_scale: Distribution = Constant(dist="constant", value=1.0)
+    budget: Optional[Distribution] = None
+    quality: Distribution = Constant(dist="constant", value=1.0)
+    reserve: Optional[Distribution] = None
+    channel_budget_shares: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    # the strategy's parsed ``params`` and the table they were parsed from (set by the checks)
+    _parsed: Optional[tuple[dict[str, Any], BaseModel]] = PrivateAttr(None)
+
+    @field_validator("channel_budget_shares")
+    @classmethod
+    def _shares(cls, shares: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in shares.items() if not 0 < v <= 1}
+        if bad:
+            raise ValueError(f"channel budget shares must be in (0, 1] (got {bad}); "
+                             "write the share of the total budget the channel may spend, e.g. 0.6")
+        return shares
+
+    def keep_params(self, parsed: BaseModel) -> None:
+        """Keep ``parsed`` as the strategy parameters of the current ``params`` table."""
+        self._parsed = (copy.deepcopy(self.params), parsed)
+
+    def parsed_params(self) -> Optional[BaseModel]:
+        """The kept parameters, unless ``params`` changed since they were parsed."""
+        if self._parsed is not None and self._parsed[0] == self.params:
+            return self._parsed[1]
+        return None
+
+
+class Channel(_Section):
+    """An exchange with its own mechanism, reserve and traffic; unset fields follow the top level."""
+
+    name: str = Field(min_length=1)
+    auctions_per_round: Optional[Auctions] = None
+    bidders_per_auction: Optional[int | Literal["all"]] = None
+    populations: Optional[list[str]] = Field(None, min_length=1)
+    mechanism: MechanismOverrides = Field(default_factory=MechanismOverrides)
+
+    _bidders = field_validator("bidders_per_auction", mode="before")(classmethod(
+        lambda cls, v: v if v is None else MarketSection._positive_or_all(v)))
+
+
+@dataclass(frozen=True)
+class ResolvedChannel:
+    """A channel as it runs: the top-level defaults with the channel's own settings on top."""
+
+    name: str
+    mechanism: MechanismSection
+    auctions_per_round: int
+    bidders_per_auction: int | Literal["all"]
+    populations: tuple[int, ...]  # indices of the populations taking part
+
+
+class Event(_Section):
+    at_round: int = Field(ge=0)
+    set: dict[str, Any] = Field(min_length=1)
+
+
+class Scenario(TomlDocument, _Section):
+    run: RunSection = Field(default_factory=RunSection)
+    mechanism: MechanismSection = Field(default_factory=MechanismSection)
+    market: MarketSection = Field(default_factory=MarketSection)
+    populations: list[Population] = Field(min_length=1, max_length=limits.MAX_CODES)
+    channels: list[Channel] = Field(default_factory=list, max_length=limits.MAX_CODES)
+    events: list[Event] = Field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "scenario") -> "Scenario":
+        scenario = validated(cls, raw, source, check_scenario)
+        for population in scenario.populations:  # defaults filled in, as the strategies see them
+            parsed = scenario.strategy_params(population)
+            population.params = parsed.model_dump(mode="json")
+            population.keep_params(parsed)
+        return scenario
+
+    @property
+    def total_agents(self) -> int:
+        return sum(p.size for p in self.populations)
+
+    def resolved_channels(self) -> list[ResolvedChannel]:
+        """The channels to run; without ``[[channels]]``, one channel named "main"."""
+        everyone = tuple(range(len(self.populations)))
+        if not self.channels:
+            return [ResolvedChannel("main", self.mechanism, self.run.auctions_per_round,
+                                    self.market.bidders_per_auction, everyone)]
+        names = [p.name for p in self.populations]
+        resolved = []
+        for channel in self.channels:
+            changes = channel.mechanism.model_dump(exclude_none=True)
+            resolved.append(ResolvedChannel(
+                channel.name,
+                self.mechanism.model_copy(update=changes),
+                channel.auctions_per_round or self.run.auctions_per_round,
+                channel.bidders_per_auction or self.market.bidders_per_auction,
+                tuple(names.index(n) for n in channel.populations) if channel.populations else everyone,
+            ))
+        return resolved
+
+    def strategy_params(self, population: Population) -> BaseModel:
+        """``population``'s strategy parameters: the ones parsed when the scenario was validated
+        (parsed again only if ``population.params`` was changed since)."""
+        parsed = population.parsed_params()
+        if parsed is None:
+            parsed = parse_params(population)
+            population.keep_params(parsed)
+        return parsed

@@ -201,7 +201,7 @@ def _resume(folder: Path, scenario_file: Optional[Path], out: Optional[Path], se
 
 
 def _is_sweep_file(path: Path) -> bool:
-    from bidscape.toml_files import read_toml
+    from bidscape.scenario import read_toml
 
     try:
         return Path(path).is_file() and "sweep" in read_toml(path)[0]

@@ -27,8 +27,8 @@ def check_mechanism(*args, **kwargs):
 
 
 def check_strategy(*args, **kwargs):
-    """Check a strategy's invariants; see ``bidscape.bidders.conformance.check_strategy``."""
-    from bidscape.bidders.conformance import check_strategy as _check
+    """Check a strategy's invariants; see ``bidscape.conformance.strategies.check_strategy``."""
+    from bidscape.conformance import check_strategy as _check
 
     return _check(*args, **kwargs)
 

@@ -19,7 +19,7 @@ from bidscape.engine import kernel, rng
 from bidscape.engine.rng import (auction_key, draw_u64, mix64, py_auction_key, py_draw_u64, py_mix64,
                                  py_round_key, round_key)
 from bidscape.markets.distributions import Constant, Uniform
-from bidscape.markets.double_auction import call_market, continuous
+from bidscape.games.double_auction import call_market, continuous
 from bidscape.mechanisms import MECHANISMS, MechanismSettings, PositionAuction, SingleItemAuction
 from bidscape.mechanisms import gsp
 from bidscape.mechanisms.conformance import Instance, check_instance, run_kernel, run_reference
@@ -135,11 +135,11 @@ def test_soft_floor_charges_own_bid_between_the_floors():
 def test_personal_reserves_exclude_low_bids_and_set_the_winners_floor():
     instance = one_population(6, "all", value=1.0, n=30)
     instance.bid_state[:, kernel.BID_FACTOR] = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
-    instance.bid_state[:, kernel.RESERVE] = [0.95, 0.0, 0.75, 0.0, 0.0, 0.0]  # agent 0 cannot win
+    instance.reserve = np.array([0.95, 0.0, 0.75, 0.0, 0.0, 0.0])  # agent 0 cannot win
     result = run_kernel(MECHANISMS.get("second_price"), instance)
     assert {w[0] for w in result.winner} == {1}
     assert {p[0] for p in result.price} == {0.6}  # agent 2's bid 0.7 is below its reserve: out
-    instance.bid_state[1, kernel.RESERVE] = 0.7
+    instance.reserve[1] = 0.7
     assert {p[0] for p in run_kernel(MECHANISMS.get("second_price"), instance).price} == {0.7}
     assert check_instance(MECHANISMS.get("second_price"), instance) == []
 

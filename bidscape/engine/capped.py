@@ -176,7 +176,7 @@ def top(best, slots):
 
 
 @njit(cache=True)
-def clear_capped(ctrs, reserve, agents, bids, values, priority, n, bid_state, quality_col, reserve_col,
+def clear_capped(ctrs, reserve, agents, bids, values, priority, n, bid_state, quality_col, personal,
                  soft_floor, ws, rank_score, rank_bid, rank_value, rank_who, ppc):
     """VCG's efficient assignment and prices for one auction whose ranking may not be efficient.
 
@@ -225,7 +225,7 @@ def clear_capped(ctrs, reserve, agents, bids, values, priority, n, bid_state, qu
             continue
         j = cand[k]
         filled += 1
-        floor = max(reserve, bid_state[agents[j], reserve_col])
+        floor = reserve if personal is None else max(reserve, personal[agents[j]])
         others = 0.0  # in the programme's order of addition
         for i in range(m):
             if i != k and slot_of[i] >= 0:

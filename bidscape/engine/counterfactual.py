@@ -23,7 +23,6 @@ from numba import njit
 
 from bidscape.engine.kernel import (
     LOOKAHEAD,
-    RESERVE,
     REMAINING,
     RING,
     RULE_RESERVE,
@@ -41,9 +40,9 @@ from bidscape.engine.rng import auction_key
 
 
 @njit(cache=True, inline="always")
-def _add(rule, all_pay, agent, row, grid, arms, value, competing, bid_state, utility, taken):
+def _add(rule, all_pay, agent, row, grid, arms, value, competing, bid_state, personal, utility, taken):
     remaining = bid_state[agent, REMAINING]
-    own_reserve = bid_state[agent, RESERVE]
+    own_reserve = 0.0 if personal is None else personal[agent]
     reserve = rule[RULE_RESERVE]
     soft_floor = rule[RULE_SOFT_FLOOR]
     floor = max(reserve, own_reserve)
@@ -79,7 +78,7 @@ def _draw_ahead(key_of_round, auction, slot_offset, n_eligible, ranges, bidders,
 @njit(cache=True)
 def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state,
                            value_tables, marked, winner, top_bid, second_bid, outcome_state, row_base, grid_of,
-                           grids, arms, utility, taken, participation):
+                           grids, arms, utility, taken, participation, personal):
     """Replay a batch of sampled-bidder auctions for the agents of learning populations.
 
     Agent ``a`` of population ``p`` with ``grid_of[p] = g >= 0`` adds to row
@@ -110,13 +109,13 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
             value = outcome_state[agent, VALUE_SCALE] * draw_value(key, j, p, value_tables)
             competing = second_bid[r] if winner[r] == agent else top_bid[r]
             _add(rule, all_pay, agent, agent - row_base[p], grids[g], arms[g], value, competing, bid_state,
-                 utility, taken)
+                 personal, utility, taken)
 
 
 @njit(cache=True)
 def counterfactual_all(rule, all_pay, key_of_round, first_auction, n_auctions, ranges, bid_state, value_tables,
                        winner, top_bid, second_bid, outcome_state, row_base, grid_of, grids, arms, utility, taken,
-                       participation):
+                       participation, personal):
     """As ``counterfactual_sampled``, for auctions in which every agent of ``ranges`` bids."""
     for r in range(n_auctions):
         key = auction_key(key_of_round, first_auction + r)
@@ -131,4 +130,4 @@ def counterfactual_all(rule, all_pay, key_of_round, first_auction, n_auctions, r
                 value = outcome_state[agent, VALUE_SCALE] * draw_value(key, agent, p, value_tables)
                 competing = second_bid[r] if winner[r] == agent else top_bid[r]
                 _add(rule, all_pay, agent, agent - row_base[p], grids[g], arms[g], value, competing, bid_state,
-                     utility, taken)
+                     personal, utility, taken)

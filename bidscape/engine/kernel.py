@@ -2,11 +2,14 @@
 
 State layout (struct of arrays, one row per agent, agents of all populations concatenated):
 
-- ``bid_state[A, 8]``: ``[bid_factor, remaining_budget, quality, reserve, value_scale]``
-  and three spare columns, everything the clearing loop reads per bidder in one 64-byte
-  row (one cache line per random gather, so the spare columns cost memory but no
-  traffic), with ``bid_factor = multiplier * value_scale`` and ``reserve`` the agent's
-  personal reserve (0 when none).
+- ``bid_state[A, 4]``: ``[bid_factor, remaining_budget, value_scale, quality]``,
+  everything the clearing loop reads per bidder in one 32-byte row (two rows per cache
+  line: the hot state of 1e6 agents is 32 MB), with ``bid_factor = multiplier *
+  value_scale``. Quality is read by position auctions only.
+- Everything else is a separate array, passed only when a scenario uses it (``None``
+  otherwise, and numba compiles it out): ``personal`` the agents' personal reserves,
+  ``cap`` a channel's remaining budgets, ``participation`` throttling probabilities,
+  ``group`` coordination groups.
 - ``outcome_state[A, 5]`` (one per channel): ``[value_scale, spend, wins, value, clicks]``
   of the current round, touched only for winners, in a second pass.
 
@@ -56,8 +59,8 @@ from bidscape.engine.rng import (
     to_unit,
 )
 
-BID_FACTOR, REMAINING, QUALITY, RESERVE, SCALE = 0, 1, 2, 3, 4
-BID_COLUMNS = 8  # padded to 64 bytes: one cache line per row
+BID_FACTOR, REMAINING, SCALE, QUALITY = 0, 1, 2, 3
+BID_COLUMNS = 4  # 32 bytes: two rows per cache line
 VALUE_SCALE, SPEND, WINS, VALUE, CLICKS = 0, 1, 2, 3, 4
 OUTCOME_COLUMNS = 5
 
@@ -143,7 +146,7 @@ def bid_of(agent, v, bid_state, cap, personal, key_of_auction, participation):
     if cap is not None:
         bid = min(bid, cap[agent])
     if personal is not None:
-        bid = bid if bid >= bid_state[agent, RESERVE] else 0.0
+        bid = bid if bid >= personal[agent] else 0.0
     if participation is not None:
         bid = bid if takes_part(key_of_auction, agent, participation) else 0.0
     return bid
@@ -192,12 +195,20 @@ def single_price(rule, top, second, third, own_reserve):
 
 
 @njit(cache=True, inline="always")
-def _settle(rule, r, agent, top, second, third, winner_base_value, bid_state, cap,
+def own_reserve(agent, personal):
+    """The agent's personal reserve (0 when the scenario has none: compiled out)."""
+    if personal is None:
+        return 0.0
+    return personal[agent]
+
+
+@njit(cache=True, inline="always")
+def _settle(rule, r, agent, top, second, third, winner_base_value, bid_state, cap, personal,
             winner, price, top_bid, second_bid, winner_value):
     top_bid[r] = top
     second_bid[r] = second
     if agent >= 0 and top > 0.0 and top >= rule[RULE_RESERVE]:
-        paid = single_price(rule, top, second, third, bid_state[agent, RESERVE])
+        paid = single_price(rule, top, second, third, own_reserve(agent, personal))
         charge(agent, paid, bid_state, cap)
         winner[r] = agent
         price[r] = paid
@@ -230,7 +241,7 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
 
     The last six arguments switch features on, and are ``None`` when off so that numba
     compiles them out of the loop (each costs 10-50% of the speed when left in):
-    ``cap`` the channel's remaining budgets, ``personal`` personal reserves,
+    ``cap`` the channel's remaining budgets, ``personal`` personal reserves (``float64[A]``),
     ``participation`` per-agent participation probabilities (throttling), ``third_bid``
     tracking the third bid, ``losers`` the outcome state that all-pay losers' payments
     go to, ``group`` per-agent groups (-1 = none) whose members never bid against each
@@ -276,7 +287,7 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
                                                                 best, best_value, third_bid)
         efficient[r] = possible
         agent = ring[offset + best] if best >= 0 else -1
-        _settle(rule, r, agent, top, second, third, best_value, bid_state, cap,
+        _settle(rule, r, agent, top, second, third, best_value, bid_state, cap, personal,
                 winner, price, top_bid, second_bid, winner_value)
         if losers is not None:
             others_paid[r] = _all_pay_losers(rule, ring, bids, offset, bidders, winner[r], bid_state, cap, losers)
@@ -333,7 +344,7 @@ def clear_all(rule, key_of_round, first_auction, n_auctions, ranges, bid_state, 
                 elif bid > third:
                     third = bid
         efficient[r] = possible
-        _settle(rule, r, best, top, second, third, best_value, bid_state, cap,
+        _settle(rule, r, best, top, second, third, best_value, bid_state, cap, personal,
                 winner, price, top_bid, second_bid, winner_value)
         if losers is not None:
             others_paid[r] = _all_pay_losers(rule, agents, bids, 0, n_eligible, winner[r], bid_state, cap, losers)

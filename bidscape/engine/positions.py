@@ -48,7 +48,6 @@ from bidscape.engine.kernel import (
     CLICKS,
     LOOKAHEAD,
     QUALITY,
-    RESERVE,
     RING,
     SCALE,
     SPEND,
@@ -60,6 +59,7 @@ from bidscape.engine.kernel import (
     draw_participants,
     draw_value,
     eligible_agents,
+    own_reserve,
 )
 from bidscape.engine.prefetch import prefetch_row
 from bidscape.engine.rng import STREAM_SAMPLE, STREAM_TIE, auction_key, draw_u64, to_unit
@@ -147,7 +147,7 @@ def price_per_click(rule, ctrs, s, quality, own_reserve, bid, rank_score, vcg, s
 
 
 @njit(cache=True, inline="always")
-def _settle_slots(rule, ctrs, key, r, bid_state, cap, rank_score, rank_bid, rank_value, rank_who,
+def _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
                   winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed):
     """Charge and record slot ``s``'s occupant ``rank_who[s]``; ``fixed`` (or None): prices per click."""
     for s in range(ctrs.shape[0]):
@@ -164,7 +164,7 @@ def _settle_slots(rule, ctrs, key, r, bid_state, cap, rank_score, rank_bid, rank
         if fixed is not None:
             ppc = fixed[s]
         else:
-            ppc = price_per_click(rule, ctrs, s, quality, bid_state[agent, RESERVE], rank_bid[s], rank_score,
+            ppc = price_per_click(rule, ctrs, s, quality, own_reserve(agent, personal), rank_bid[s], rank_score,
                                   vcg, soft_floor)
         probability = min(1.0, quality * ctrs[s])
         clicked = to_unit(draw_u64(key, STREAM_SAMPLE, 1 + s)) < probability
@@ -266,11 +266,11 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
                 rank_value[t] = 0.0
         if capped is not None and vcg is not None and ranking_capped(ctrs, rank_who, bid_state, QUALITY):
             clear_capped(ctrs, reserve, ring[offset:offset + bidders], bids, values, priority, bidders, bid_state,
-                         QUALITY, RESERVE, soft_floor, capped, rank_score, rank_bid, rank_value, rank_who, fixed)
-            _settle_slots(rule, ctrs, key, r, bid_state, cap, rank_score, rank_bid, rank_value, rank_who,
+                         QUALITY, personal, soft_floor, capped, rank_score, rank_bid, rank_value, rank_who, fixed)
+            _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
                           winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed)
             continue
-        _settle_slots(rule, ctrs, key, r, bid_state, cap, rank_score, rank_bid, rank_value, rank_who,
+        _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
                       winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, None)
 
 
@@ -319,12 +319,12 @@ def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ran
         else:
             efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
         if capped is not None and vcg is not None and ranking_capped(ctrs, rank_who, bid_state, QUALITY):
-            clear_capped(ctrs, reserve, agents, bids, values, priorities, everyone, bid_state, QUALITY, RESERVE,
+            clear_capped(ctrs, reserve, agents, bids, values, priorities, everyone, bid_state, QUALITY, personal,
                          soft_floor, capped, rank_score, rank_bid, rank_value, rank_who, fixed)
-            _settle_slots(rule, ctrs, key, r, bid_state, cap, rank_score, rank_bid, rank_value, rank_who,
+            _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
                           winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed)
             continue
-        _settle_slots(rule, ctrs, key, r, bid_state, cap, rank_score, rank_bid, rank_value, rank_who,
+        _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
                       winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, None)
 
 

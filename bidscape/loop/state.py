@@ -17,8 +17,8 @@ from typing import Optional
 import numpy as np
 
 from bidscape.bidders.base import PopulationView, RoundFeedback
-from bidscape.engine.kernel import (BID_COLUMNS, BID_FACTOR, CLICKS, OUTCOME_COLUMNS, QUALITY, REMAINING,
-                                    RESERVE, SCALE, SPEND, VALUE, VALUE_SCALE, WINS)
+from bidscape.engine.kernel import (BID_COLUMNS, BID_FACTOR, CLICKS, OUTCOME_COLUMNS, QUALITY, REMAINING, SCALE,
+                                    SPEND, VALUE, VALUE_SCALE, WINS)
 from bidscape.mechanisms.base import KernelMarket
 from bidscape.scenario import Population, ResolvedChannel, Scenario
 
@@ -28,7 +28,7 @@ class MarketState:
     population_names: list[str]
     population_start: np.ndarray  # int64[P + 1]: agents of population p are start[p]:start[p+1]
     value_tables: np.ndarray  # float64[P, intervals + 1]: per-auction value quantiles
-    bid_state: np.ndarray  # float64[A, 8]: bid_factor, remaining_budget, quality, personal reserve, value scale
+    bid_state: np.ndarray  # float64[A, 4]: bid_factor, remaining_budget, value scale, quality (32 bytes a row)
     channel_names: list[str]
     channel_outcomes: np.ndarray  # float64[C, A, 5]: value_scale, spend, wins, value, clicks (this round)
     channel_caps: list[Optional[np.ndarray]]  # per channel: float64[A] budget left there, or None (no cap)
@@ -36,7 +36,7 @@ class MarketState:
     budget: np.ndarray  # float64[A]: per run; inf when unlimited
     multiplier: np.ndarray  # float64[A]: set by strategies before each round
     marked: np.ndarray  # uint8[A]: scratch for drawing distinct participants
-    personal_reserves: bool  # whether any population has personal reserves (fixed for the run)
+    reserve: Optional[np.ndarray]  # float64[A] personal reserves when some population has them, else None
     participation: Optional[np.ndarray] = None  # float64[A] when some strategy throttles, else None
     group: Optional[np.ndarray] = None  # int64[A] coordination groups (-1 none) when some strategy uses them
     grouped: tuple[bool, ...] = ()  # per channel: whether a population bidding there uses groups
@@ -59,14 +59,15 @@ class MarketState:
         n_agents = int(start[-1])
         value_scale = np.empty(n_agents)
         budget = np.empty(n_agents)
-        bid_state = aligned_zeros((n_agents, BID_COLUMNS))  # one cache line per row gathered
+        bid_state = aligned_zeros((n_agents, BID_COLUMNS))  # rows never straddle a cache line
+        reserve = np.zeros(n_agents) if any(p.reserve is not None for p in populations) else None
         for population, child, lo, hi in zip(populations, seed.spawn(len(populations)), start[:-1], start[1:]):
             rng = np.random.default_rng(child)
             value_scale[lo:hi] = population.value_scale.sample(rng, population.size)
             budget[lo:hi] = population.budget.sample(rng, population.size) if population.budget else np.inf
             bid_state[lo:hi, QUALITY] = population.quality.sample(rng, population.size)
             if population.reserve is not None:
-                bid_state[lo:hi, RESERVE] = population.reserve.sample(rng, population.size)
+                reserve[lo:hi] = population.reserve.sample(rng, population.size)
         bid_state[:, REMAINING] = budget
         bid_state[:, SCALE] = value_scale
         outcomes = np.zeros((len(channels), n_agents, OUTCOME_COLUMNS))
@@ -86,7 +87,7 @@ class MarketState:
             budget=budget,
             multiplier=np.ones(n_agents),
             marked=np.zeros(n_agents, np.uint8),
-            personal_reserves=any(p.reserve is not None for p in populations),
+            reserve=reserve,
             participation=np.ones(n_agents) if any(kind.uses_participation for kind in kinds) else None,
             group=np.full(n_agents, -1, np.int64) if any(kind.uses_groups for kind in kinds) else None,
             grouped=tuple(any(kinds[p].uses_groups for p in c.populations) for c in channels),
@@ -96,7 +97,7 @@ class MarketState:
         # groups only where a grouping population bids: other channels may run any mechanism
         group = self.group if self.grouped and self.grouped[c] else None
         return KernelMarket(self.channel_ranges[c], self.bid_state, self.channel_caps[c], self.channel_outcomes[c],
-                            self.value_tables, self.marked, self.personal_reserves, self.participation, group)
+                            self.value_tables, self.marked, self.reserve, self.participation, group)
 
     @property
     def n_agents(self) -> int:

@@ -41,12 +41,12 @@ class KernelMarket:
     """The arrays a kernel reads and writes for one channel."""
 
     ranges: np.ndarray  # int64[R, 3]: first agent, count, population of the channel's agents
-    bid_state: np.ndarray  # float64[A, 4]: bid factor, remaining budget, quality, personal reserve
+    bid_state: np.ndarray  # float64[A, 4]: bid factor, remaining budget, value scale, quality
     cap: Optional[np.ndarray]  # float64[A] remaining channel budget, None when the channel has none
     outcome_state: np.ndarray  # float64[A, 5]: value scale, spend, wins, value, clicks (this channel)
     value_tables: np.ndarray  # float64[P, intervals + 1]
     marked: np.ndarray  # uint8[A] scratch
-    personal_reserves: bool = False  # whether any agent has a personal reserve
+    reserve: Optional[np.ndarray] = None  # float64[A] personal reserves, None when no agent has one
     participation: Optional[np.ndarray] = None  # float64[A] participation probabilities (throttling)
     group: Optional[np.ndarray] = None  # int64[A] coordination groups (-1 = none), single-item only
     _max_quality: Optional[float] = field(default=None, repr=False, compare=False)
@@ -61,7 +61,7 @@ class KernelMarket:
     @property
     def options(self) -> tuple:
         """The kernels' optional features: channel budgets, personal reserves, throttling (None = off)."""
-        return self.cap, (True if self.personal_reserves else None), self.participation
+        return self.cap, self.reserve, self.participation
 
 
 @dataclass

@@ -33,8 +33,7 @@ from typing import Optional
 
 import numpy as np
 
-from bidscape.engine.kernel import (BID_COLUMNS, BID_FACTOR, OUTCOME_COLUMNS, QUALITY, REMAINING, RESERVE, SCALE,
-                                    VALUE_SCALE)
+from bidscape.engine.kernel import BID_COLUMNS, BID_FACTOR, OUTCOME_COLUMNS, QUALITY, REMAINING, SCALE, VALUE_SCALE
 from bidscape.mechanisms.reference import ReferenceMarket, reference_batch, reference_totals
 from bidscape.markets.distributions import Constant, LogNormal, Uniform
 from bidscape.mechanisms.base import KernelMarket, Mechanism, MechanismSettings, Outcomes, Totals
@@ -58,6 +57,7 @@ class Instance:
     n_auctions: int
     participation: Optional[np.ndarray] = None
     group: Optional[np.ndarray] = None
+    reserve: Optional[np.ndarray] = None  # personal reserves, None when none
 
     @property
     def n_agents(self) -> int:
@@ -113,8 +113,8 @@ def random_instance(rng: np.random.Generator, mechanism: Mechanism) -> Instance:
     # qualities up to 4 make quality x ctr > 1 common: capped click probabilities (VCG's efficient assignment)
     bid_state[:, QUALITY] = (1.0 if kind < 0.3 else rng.uniform(0.2, 2.0, n_agents) if kind < 0.65
                              else rng.uniform(0.5, 4.0, n_agents))
-    if rng.random() < 0.3:
-        bid_state[:, RESERVE] = np.where(rng.random(n_agents) < 0.5, rng.uniform(0, 1, n_agents), 0.0)
+    personal = (np.where(rng.random(n_agents) < 0.5, rng.uniform(0, 1, n_agents), 0.0)
+                if rng.random() < 0.3 else None)
     cap = rng.uniform(0, 3, n_agents) if rng.random() < 0.3 else None
     reserve = float(rng.choice([0.0, 0.0, 0.5, rng.uniform(0, 2)]))
     soft_floor = reserve + float(rng.uniform(0, 1)) if rng.random() < 0.25 else 0.0
@@ -127,7 +127,8 @@ def random_instance(rng: np.random.Generator, mechanism: Mechanism) -> Instance:
     tables = np.stack([_random_distribution(rng).quantile_table(_INTERVALS) for _ in sizes])
     bidders: int | str = "all" if rng.random() < 0.25 else int(rng.integers(1, eligible + 1))
     instance = Instance(settings, bidders, ranges, bid_state, cap, rng.uniform(0, 3, n_agents), tables,
-                        int(rng.integers(0, 2**63)), int(rng.integers(0, 10**6)), int(rng.integers(1, 40)))
+                        int(rng.integers(0, 2**63)), int(rng.integers(0, 10**6)), int(rng.integers(1, 40)),
+                        reserve=personal)
     if rng.random() < 0.25:
         instance.participation = np.where(rng.random(n_agents) < 0.5, rng.uniform(0, 1, n_agents), 1.0)
     if mechanism.capabilities.groups and bidders != "all" and rng.random() < 0.3:
@@ -142,8 +143,8 @@ def run_kernel(mechanism: Mechanism, instance: Instance) -> BatchResult:
     outcome_state = np.zeros((instance.n_agents, OUTCOME_COLUMNS))
     outcome_state[:, VALUE_SCALE] = instance.value_scale
     market = KernelMarket(instance.ranges, bid_state, cap, outcome_state, instance.value_tables,
-                          np.zeros(instance.n_agents, np.uint8), bool(np.any(bid_state[:, RESERVE] > 0)),
-                          instance.participation, instance.group)
+                          np.zeros(instance.n_agents, np.uint8), instance.reserve, instance.participation,
+                          instance.group)
     n = instance.n_auctions
     slots = mechanism.slots(instance.settings)
     out = Outcomes.allocate(n, slots)
@@ -168,7 +169,8 @@ def run_reference(mechanism: Mechanism, instance: Instance) -> BatchResult:
     market = ReferenceMarket(
         ranges=[tuple(int(x) for x in row) for row in instance.ranges],
         bid_factor=bs[:, BID_FACTOR].tolist(), remaining=bs[:, REMAINING].tolist(),
-        quality=bs[:, QUALITY].tolist(), personal_reserve=bs[:, RESERVE].tolist(),
+        quality=bs[:, QUALITY].tolist(),
+        personal_reserve=[0.0] * instance.n_agents if instance.reserve is None else instance.reserve.tolist(),
         value_tables=instance.value_tables.tolist(),
         cap=None if instance.cap is None else instance.cap.tolist(),
         participation=None if instance.participation is None else instance.participation.tolist(),

@@ -83,17 +83,17 @@ def run(
         raise InputError(Problem("SCENARIO.toml", "no scenario file given",
                                  "name one, e.g. `bidscape run data/scenarios/pacing.toml`, "
                                  "or finish an interrupted run with `bidscape run --resume DIR`"))
-    game = _market_game(scenario_file, settings)
+    game = _game_of(scenario_file)
     if game is not None:
         from bidscape.api import default_output_folder
-        from bidscape.markets.double_auction import print_summary, run_game
 
-        console.print(f"[bold]{escape(game.run.name)}[/]: {escape(game.describe())}")
-        _check_size(game, size_check)
-        folder = run_game(game, out=out or default_output_folder(game.run.name), overwrite=overwrite,
+        played = game.load(scenario_file, settings)
+        console.print(f"[bold]{escape(played.run.name)}[/]: {escape(game.describe(played))}")
+        _check_size(played, size_check)
+        folder = game.run(played, out=out or default_output_folder(played.run.name), overwrite=overwrite,
                           progress=not quiet)
-        print_summary(folder, console)
-        console.print(f"\nwrote [bold]{escape(str(folder))}[/] (manifest.json, market.arrow, trades.arrow, agents.arrow)")
+        game.print_summary(folder, console)
+        console.print(f"\nwrote [bold]{escape(str(folder))}[/] ({', '.join(game.output_files())})")
         return
     scenario = Scenario.from_toml(scenario_file, settings)
     console.print(f"[bold]{escape(scenario.run.name)}[/]: {_describe(scenario)}")
@@ -111,10 +111,11 @@ def validate(
     """Check a scenario or a sweep file without running it (also that it fits in memory)."""
     if _is_sweep_file(scenario_file):
         return _validate_sweep(scenario_file, overrides, size_check)
-    game = _market_game(scenario_file, list(overrides or []))
-    scenario = game if game is not None else Scenario.from_toml(scenario_file, overrides)
+    game = _game_of(scenario_file)
+    scenario = game.load(scenario_file, list(overrides or [])) if game is not None else \
+        Scenario.from_toml(scenario_file, overrides)
     estimate = _check_size(scenario, size_check, quiet=True)
-    described = escape(game.describe()) if game is not None else _describe(scenario)
+    described = escape(game.describe(scenario)) if game is not None else _describe(scenario)
     console.print(f"[green]ok[/]: {escape(str(scenario_file))}: {described}; needs {estimate.describe()}")
 
 
@@ -224,13 +225,11 @@ def _validate_sweep(path: Path, overrides: Optional[list[str]], size_check: bool
                   f"{len(spec.runs)} runs, every variant valid; needs {needs.describe()}")
 
 
-def _market_game(scenario_file: Path, overrides: list[str]):
-    """The market-game scenario when the file has a [market_game] table, else None."""
-    from bidscape.markets.double_auction import GameScenario, is_market_game_file
+def _game_of(scenario_file: Path):
+    """The market game (``bidscape.games``) whose scenario the file is, or None for an auction scenario."""
+    from bidscape.games import game_of_file
 
-    if Path(scenario_file).is_file() and is_market_game_file(scenario_file):
-        return GameScenario.from_toml(scenario_file, overrides)
-    return None
+    return game_of_file(scenario_file)
 
 
 def _describe(scenario: Scenario) -> str:

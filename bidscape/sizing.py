@@ -64,8 +64,10 @@ class Estimate:
 
 
 def estimate(scenario: Any) -> Estimate:
-    """The estimate for an auction scenario or a market game."""
-    return estimate_game(scenario) if hasattr(scenario, "market_game") else estimate_run(scenario)
+    """The estimate for an auction scenario, or the one a scenario of another kind (a market game)
+    makes of itself (its ``size_estimate()``)."""
+    own = getattr(scenario, "size_estimate", None)
+    return own() if own is not None else estimate_run(scenario)
 
 
 def estimate_run(scenario: Any) -> Estimate:
@@ -119,21 +121,6 @@ def _round_cost(scenario: Any) -> tuple[dict[str, int], float]:
         rate = POSITION_BIDS_PER_SECOND if mechanism.capabilities.slots else SINGLE_ITEM_BIDS_PER_SECOND
         seconds += channel.auctions_per_round * bidders / rate + (eligible * RECORD_ROW_SECONDS if recorded else 0)
     return parts, seconds
-
-
-def estimate_game(game: Any) -> Estimate:
-    """The estimate for a market game (``GameScenario``): its value table and trade buffers."""
-    traders = game.total_traders
-    width = max(g.units for g in game.traders)
-    units = {side: sum(g.count * g.units for g in game.traders if g.side == side) for side in ("buy", "sell")}
-    room = min(units.values())
-    # per trader: its row of the value table (and a copy), its units sorted for the equilibrium, state
-    parts = {f"traders[{i}].count": g.count * (width * 16 + g.units * 24 + 64) for i, g in enumerate(game.traders)}
-    parts["market_game"] = room * 48 * 2  # a period's trade buffers: one row per possible trade
-    steps = game.market_game.steps_per_round if game.market_game.mechanism == "continuous" else sum(units.values())
-    seconds = game.run.rounds * (steps * 200e-9 + traders * AGENT_ROUND_SECONDS)
-    return Estimate(IMPORT_BYTES + sum(parts.values()), seconds, parts,
-                    f"{traders:,} traders x {width:,} unit(s) in the value table")
 
 
 def check_fits(scenario: Any, available: Optional[int] = None, workers: int = 1, in_process: bool = True) -> Estimate:

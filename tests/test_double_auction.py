@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bidscape.errors import InputError
-from bidscape.markets.double_auction import (GameScenario, competitive_equilibrium, is_market_game_file, run_game,
-                                             simulate, summary)
-from bidscape.markets.double_auction.call_market import call_round
-from bidscape.markets.double_auction.continuous import continuous_round
-from bidscape.markets.double_auction.reference import reference_call, reference_continuous
+from bidscape.games import GAMES, game_of, game_of_file, game_of_manifest
+from bidscape.games.double_auction import GameScenario, competitive_equilibrium, run_game, simulate, summary
+from bidscape.games.double_auction.call_market import call_round
+from bidscape.games.double_auction.continuous import continuous_round
+from bidscape.games.double_auction.reference import reference_call, reference_continuous
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "double_auction.toml"
 
@@ -249,7 +249,7 @@ def test_failed_run_is_marked_failed(tmp_path):
 
 
 def test_example_scenario_runs(tmp_path):
-    assert is_market_game_file(EXAMPLE)
+    assert game_of_file(EXAMPLE) is GAMES.get("double_auction")
     scenario = GameScenario.from_toml(EXAMPLE, ["run.rounds=2"])
     assert scenario.run.rounds == 2
     out = run_game(scenario, tmp_path / "example")
@@ -354,4 +354,15 @@ def test_files_and_overrides(tmp_path):
     path.write_text("[run\n")
     with pytest.raises(InputError, match="not valid TOML"):
         GameScenario.from_toml(path)
-    assert not is_market_game_file(path)
+    assert game_of_file(path) is None
+
+
+def test_the_registry_tells_games_from_auction_scenarios_and_runs(tmp_path, write_scenario):
+    double_auction = GAMES.get("double_auction")
+    assert game_of({"market_game": {}, "traders": []}) is double_auction
+    assert game_of({"populations": []}) is None and game_of(None) is None
+    assert game_of_file(write_scenario()) is None and game_of_file(tmp_path / "missing.toml") is None
+    out = run_game(game(rounds=1), tmp_path / "run")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert game_of_manifest(manifest) is double_auction and game_of_manifest({"kind": "run"}) is None
+    assert double_auction.output_files() == ("manifest.json", "market.arrow", "trades.arrow", "agents.arrow")

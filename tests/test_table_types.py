@@ -12,7 +12,7 @@ import pytest
 from bidscape import Scenario
 from bidscape.api import run
 from bidscape.llm.params import LLM_CALLS_SCHEMA
-from bidscape.markets.double_auction.output import SCHEMAS as GAME_SCHEMAS
+from bidscape.games import GAMES
 from bidscape.outputs.recorder import AUCTIONS_SCHEMA, MARKET_SCHEMA, POPULATIONS_SCHEMA, agents_schema
 
 KEYS = ("round", "channel", "population", "agent")
@@ -21,7 +21,7 @@ KEYS = ("round", "channel", "population", "agent")
 def all_schemas():
     return {"market": MARKET_SCHEMA, "populations": POPULATIONS_SCHEMA, "agents": agents_schema(),
             "auctions": AUCTIONS_SCHEMA, "llm_calls": LLM_CALLS_SCHEMA,
-            **{f"market_game.{name}": schema for name, schema in GAME_SCHEMAS.items()}}
+            **{f"{game.kind}.{name}": schema for _, game in GAMES.items() for name, schema in game.schemas().items()}}
 
 
 def test_each_column_name_has_one_type_in_every_file():

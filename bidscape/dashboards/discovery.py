@@ -102,8 +102,11 @@ def _read_manifest(folder: Path) -> tuple[str, Optional[dict], str]:
     if state.status != "complete":
         return state.status, state.manifest, state.reason
     manifest = state.manifest
-    if manifest.get("kind") == "market_game":
-        return "unsupported", manifest, "a market game run; the dashboard shows auction runs"
+    from bidscape.games import game_of_manifest  # the games' modules load only when a folder is read
+
+    game = game_of_manifest(manifest)
+    if game is not None:
+        return "unsupported", manifest, f"a {game.label} run; the dashboard shows auction runs"
     if "populations" not in manifest["scenario"]:
         return "unsupported", manifest, "its manifest has no auction scenario"
     return "complete", manifest, ""

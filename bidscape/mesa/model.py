@@ -30,6 +30,7 @@ from bidscape.api import RunTotals, strategy_tables
 from bidscape.outputs.recorder import Recorder
 from bidscape.loop.simulation import RoundResult, Simulation
 from bidscape.errors import InputError, Problem
+from bidscape.games import game_of
 from bidscape.mesa.cohorts import Cohorts, utilisation
 from bidscape.scenario import SETTABLE_DURING_RUN, Scenario, read_toml, set_path
 
@@ -53,9 +54,10 @@ def load_scenario(scenario: Any, updates: Optional[Mapping[str, Any]] = None) ->
         raise InputError(Problem("scenario", f"expected a Scenario, a path to a TOML file or a dict "
                                  f"(got {type(scenario).__name__})",
                                  'pass e.g. scenario="data/scenarios/reserve_price.toml"'))
-    if isinstance(raw, Mapping) and "market_game" in raw:
-        raise InputError(Problem("market_game", "a market game (double auction) cannot run as a MarketModel",
-                                 "use an auction scenario, or `bidscape run` for market games"), source)
+    game = game_of(raw)
+    if game is not None:
+        raise InputError(Problem(game.table, f"a {game.label} ({game.title}) cannot run as a MarketModel",
+                                 f"use an auction scenario, or `bidscape run` for {game.label}s"), source)
     for path, value in (updates or {}).items():
         set_path(raw, str(path), value)
     return Scenario.from_dict(raw, source)

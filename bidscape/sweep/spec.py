@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bidscape import limits
 from bidscape.errors import InputError, Problem
+from bidscape.games import game_of
 from bidscape.names import MAX_NAME, RULE, FolderName, name_problem, safe_folder_name
 from bidscape.scenario import Scenario, read_toml, validated
 from bidscape.sweep.names import check_variant_names, grid_names
@@ -211,8 +212,9 @@ def _read_scenario(path: Path, source: str) -> Scenario:
                                          field="sweep.scenario")
     except InputError as error:
         raise InputError(error.problems, error.source or source) from None
-    if "market_game" in raw:
-        raise InputError(Problem("sweep.scenario", f"'{path}' is a market game; sweeps run auction scenarios",
+    game = game_of(raw)
+    if game is not None:
+        raise InputError(Problem("sweep.scenario", f"'{path}' is a {game.label}; sweeps run auction scenarios",
                                  "sweep an auction scenario (one with [[populations]])"), source)
     return Scenario.from_dict(raw, scenario_source)
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from bidscape.engine.rng import run_key_from_seed
-from bidscape.markets.double_auction.equilibrium import Equilibrium, competitive_equilibrium
-from bidscape.markets.double_auction.scenario import GameScenario
-from bidscape.markets.double_auction.traders import SIDES, STRATEGIES
+from bidscape.games.double_auction.equilibrium import Equilibrium, competitive_equilibrium
+from bidscape.games.double_auction.scenario import GameScenario
+from bidscape.games.double_auction.traders import SIDES, STRATEGIES
 
 
 @dataclass(frozen=True)

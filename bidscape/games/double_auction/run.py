@@ -20,12 +20,12 @@ import pyarrow as pa
 
 from bidscape.errors import InputError, Problem
 from bidscape.interrupts import stop_on_signals
-from bidscape.markets.double_auction.call_market import call_round
-from bidscape.markets.double_auction.continuous import continuous_round
-from bidscape.markets.double_auction.equilibrium import Equilibrium
-from bidscape.markets.double_auction.market import GameMarket
-from bidscape.markets.double_auction.output import KIND, SCHEMAS, GameRecorder, to_batch
-from bidscape.markets.double_auction.scenario import GameScenario
+from bidscape.games.double_auction.call_market import call_round
+from bidscape.games.double_auction.continuous import continuous_round
+from bidscape.games.double_auction.equilibrium import Equilibrium
+from bidscape.games.double_auction.market import GameMarket
+from bidscape.games.double_auction.output import KIND, SCHEMAS, GameRecorder, to_batch
+from bidscape.games.double_auction.scenario import GameScenario
 from bidscape.outputs import run_state
 
 Progress = Callable[[int], None]

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from bidscape.engine.rng import auction_key, draw_u64, round_key, to_unit
-from bidscape.markets.double_auction.traders import BUY, order_price, record_trade
+from bidscape.games.double_auction.traders import BUY, order_price, record_trade
 
 STREAM_PRICE = 1
 

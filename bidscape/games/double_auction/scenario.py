@@ -1,6 +1,6 @@
 """Market-game scenario files: TOML in, a validated ``GameScenario`` out.
 
-A market game is recognised by its ``[market_game]`` table (``is_market_game``)::
+A market game is recognised by its ``[market_game]`` table (``bidscape.games.game_of``)::
 
     [run]
     name = "zi-c-cda"
@@ -43,20 +43,20 @@ bidscape.errors.InputError: scenario is invalid:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from bidscape import limits
-from bidscape.errors import InputError, Problem, did_you_mean
+from bidscape.errors import Problem, did_you_mean
 from bidscape.markets.distributions import Distribution
-from bidscape.markets.double_auction.traders import STRATEGIES
+from bidscape.games.double_auction.traders import STRATEGIES
 from bidscape.names import RunName
 from bidscape.scenario import Amount, Auctions, Rounds, TomlDocument, validated
-from bidscape.scenario import read_toml
+from bidscape.sizing import AGENT_ROUND_SECONDS, IMPORT_BYTES, Estimate
 
+TABLE = "market_game"  # the table that marks a market-game scenario file
 MECHANISM_NAMES = ("continuous", "call")
 
 
@@ -146,18 +146,19 @@ class GameScenario(TomlDocument, _Section):
         return (f"market game: {who}; {how}; {self.run.rounds} period(s), "
                 f"prices {game.price_low:g}..{game.price_high:g}")
 
-
-def is_market_game(raw: dict[str, Any]) -> bool:
-    """Whether a parsed scenario file describes a market game (it has a ``[market_game]`` table)."""
-    return isinstance(raw, dict) and "market_game" in raw
-
-
-def is_market_game_file(path: str | Path) -> bool:
-    """Whether ``path`` is a readable TOML file with a ``[market_game]`` table (False otherwise)."""
-    try:
-        return is_market_game(read_toml(path)[0])
-    except InputError:  # reported when the file is read as a scenario
-        return False
+    def size_estimate(self) -> Estimate:
+        """Memory and time of a run (``bidscape.sizing``): its value table and trade buffers."""
+        traders = self.total_traders
+        width = max(g.units for g in self.traders)
+        units = {side: sum(g.count * g.units for g in self.traders if g.side == side) for side in ("buy", "sell")}
+        room = min(units.values())
+        # per trader: its row of the value table (and a copy), its units sorted for the equilibrium, state
+        parts = {f"traders[{i}].count": g.count * (width * 16 + g.units * 24 + 64) for i, g in enumerate(self.traders)}
+        parts["market_game"] = room * 48 * 2  # a period's trade buffers: one row per possible trade
+        steps = self.market_game.steps_per_round if self.market_game.mechanism == "continuous" else sum(units.values())
+        seconds = self.run.rounds * (steps * 200e-9 + traders * AGENT_ROUND_SECONDS)
+        return Estimate(IMPORT_BYTES + sum(parts.values()), seconds, parts,
+                        f"{traders:,} traders x {width:,} unit(s) in the value table")
 
 
 # ---- checks ----

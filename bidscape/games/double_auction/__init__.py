@@ -3,9 +3,10 @@
 Buyers hold units with redemption values, sellers units with costs; each period they trade
 in a continuous double auction (``mechanism = "continuous"``) or a uniform-price call
 market (``"call"``). Allocative efficiency is the realised surplus over the competitive
-equilibrium's. See ``docs/double_auction.md``.
+equilibrium's. Registered as ``bidscape.games.GAMES["double_auction"]``; see
+``docs/double_auction.md``.
 
->>> from bidscape.markets.double_auction import GameScenario, simulate
+>>> from bidscape.games.double_auction import GameScenario, simulate
 >>> scenario = GameScenario.from_dict({
 ...     "run": {"seed": 1, "rounds": 5},
 ...     "market_game": {"mechanism": "continuous", "steps_per_round": 2000},
@@ -22,14 +23,14 @@ True
 >>> folder = run_game(scenario, out="runs/zi-c")  # doctest: +SKIP
 """
 
-from bidscape.markets.double_auction.equilibrium import Equilibrium, competitive_equilibrium
-from bidscape.markets.double_auction.market import GameMarket
-from bidscape.markets.double_auction.run import GameResult, Period, play, print_summary, run_game, simulate, summary
-from bidscape.markets.double_auction.scenario import GameScenario, is_market_game, is_market_game_file
-from bidscape.markets.double_auction.traders import STRATEGIES, STRATEGY_DESCRIPTIONS
+from bidscape.games.double_auction.equilibrium import Equilibrium, competitive_equilibrium
+from bidscape.games.double_auction.market import GameMarket
+from bidscape.games.double_auction.run import GameResult, Period, play, print_summary, run_game, simulate, summary
+from bidscape.games.double_auction.scenario import GameScenario
+from bidscape.games.double_auction.traders import STRATEGIES, STRATEGY_DESCRIPTIONS
 
 __all__ = [
-    "GameScenario", "is_market_game", "is_market_game_file",
+    "GameScenario",
     "simulate", "run_game", "summary", "print_summary", "play", "GameResult", "Period",
     "GameMarket", "Equilibrium", "competitive_equilibrium", "STRATEGIES", "STRATEGY_DESCRIPTIONS",
 ]

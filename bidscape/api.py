@@ -14,22 +14,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import polars as pl
 
 from bidscape import __version__
-from bidscape.loop.finite import json_safe
 from bidscape.loop.simulation import Simulation
 from bidscape.errors import InputError, Problem
 from bidscape.interrupts import stop_on_signals
-from bidscape.outputs import RunState, run_state
+from bidscape.outputs import MANIFEST_FILE, RunState, is_auction_run, run_state
+from bidscape.outputs.columns import TABLES, strategy_tables
 from bidscape.outputs.recorder import Recorder
+from bidscape.outputs.summary import RunTotals
 from bidscape.outputs.tables import count_rows
 from bidscape.scenario import Scenario
 from bidscape.sizing import check_fits
 
-
-TABLES = ("market", "populations", "agents", "auctions")
 
 
 class Run:
@@ -82,7 +80,7 @@ class Run:
 
     @property
     def scenario(self) -> Scenario:
-        return Scenario.from_dict(self.manifest["scenario"], source=str(self.path / "manifest.json"))
+        return Scenario.from_dict(self.manifest["scenario"], source=str(self.path / MANIFEST_FILE))
 
     def __repr__(self) -> str:
         return f"Run('{self.path}')"
@@ -132,10 +130,10 @@ def resume(folder: str | Path, *, progress: bool = False) -> Run:
     """
     folder = Path(folder)
     state = run_state(folder)
-    if state.manifest is None or "populations" not in state.manifest.get("scenario", {}):
+    if state.manifest is None or not is_auction_run(state.manifest):
         raise InputError(Problem("--resume", f"'{folder}' is not an auction run folder ({state.reason or state.status})",
                                  "point --resume to the folder of an interrupted `bidscape run`"))
-    scenario = Scenario.from_dict(state.manifest["scenario"], source=str(folder / "manifest.json"))
+    scenario = Scenario.from_dict(state.manifest["scenario"], source=str(folder / MANIFEST_FILE))
     return _play(scenario, folder, progress=progress, resume=True)
 
 
@@ -184,83 +182,6 @@ def _incomplete_fix(state: RunState) -> str:
     kept = (f"its {rounds} finished round(s) can be read with bidscape.outputs.read_table('{state.folder}/market.arrow'); "
             if state.interrupted and rounds else "")
     return kept + "re-run it (`bidscape run ... --overwrite`)"
-
-
-def strategy_tables(scenario: Scenario) -> dict[str, Any]:
-    """The extra tables (name -> Arrow schema) the scenario's strategies write."""
-    from bidscape.bidders import STRATEGIES
-
-    tables: dict[str, Any] = {}
-    for population in scenario.populations:
-        for name, schema in STRATEGIES.get(population.strategy).tables.items():
-            if name in tables and not tables[name].equals(schema):
-                raise ValueError(f"two strategies declare table '{name}' with different schemas")
-            tables[name] = schema
-    return tables
-
-
-class RunTotals:
-    """Headline numbers of a run, gathered round by round for the summary."""
-
-    def __init__(self, simulation: Simulation):
-        self.simulation = simulation
-        self.market = {"rounds": 0, "auctions": 0, "slots_offered": 0, "sold": 0, "revenue": 0.0, "welfare": 0.0,
-                       "max_welfare": 0.0}
-        populations = len(simulation.state.population_names)
-        self.spend = np.zeros(populations)
-        self.wins = np.zeros(populations)
-        self.value = np.zeros(populations)
-        self.first_multiplier: Optional[np.ndarray] = None
-
-    def add(self, result) -> None:
-        for key in ("auctions", "sold", "revenue", "welfare", "max_welfare"):
-            self.market[key] += getattr(result, key)
-        self.market["rounds"] += 1
-        self.market["slots_offered"] += sum(c.auctions * c.totals.slots for c in result.channels)
-        state = self.simulation.state
-        starts = state.population_start[:-1]
-        self.spend += np.add.reduceat(state.spend, starts)
-        self.wins += np.add.reduceat(state.wins, starts)
-        self.value += np.add.reduceat(state.value, starts)
-        if self.first_multiplier is None:
-            self.first_multiplier = self._mean_multiplier()
-
-    def _mean_multiplier(self) -> np.ndarray:
-        state = self.simulation.state
-        return np.add.reduceat(state.multiplier, state.population_start[:-1]) / np.diff(state.population_start)
-
-    def _mean_regret(self, p: int) -> Optional[float]:
-        regret = self.simulation.strategies[p].regret()
-        return None if regret is None else float(np.mean(regret))
-
-    def summary(self) -> dict[str, Any]:
-        m = dict(self.market)
-        m["sold_share"] = m["sold"] / m["slots_offered"] if m["slots_offered"] else 0.0  # of slot impressions
-        m["mean_price"] = m["revenue"] / m["sold"] if m["sold"] else None
-        m["efficiency"] = m["welfare"] / m["max_welfare"] if m["max_welfare"] else None
-        state = self.simulation.state
-        last_multiplier = self._mean_multiplier()
-        populations = []
-        for p, population in enumerate(self.simulation.scenario.populations):
-            budget = state.budget[state.population_slice(p)]
-            finite = bool(np.all(np.isfinite(budget)))
-            total_budget = float(budget.sum()) if finite else None
-            populations.append({
-                "population": population.name,
-                "strategy": population.strategy,
-                "agents": population.size,
-                "budget": total_budget,
-                "spend": float(self.spend[p]),
-                "budget_utilisation": float(self.spend[p] / total_budget) if total_budget else None,
-                "wins": int(self.wins[p]),
-                "value": float(self.value[p]),
-                "utility": float(self.value[p] - self.spend[p]),
-                "liquid_welfare": float(np.minimum(budget, self.simulation.value_won[state.population_slice(p)]).sum()),
-                "mean_multiplier_first_round": float(self.first_multiplier[p]) if self.first_multiplier is not None else None,
-                "mean_multiplier_last_round": float(last_multiplier[p]),
-                "mean_regret": self._mean_regret(p),
-            })
-        return json_safe({"market": m, "populations": populations})  # e.g. a NaN mean regret: null, not NaN
 
 
 def _progress_bar(scenario: Scenario, enabled: bool):

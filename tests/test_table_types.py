@@ -13,7 +13,7 @@ from bidscape import Scenario
 from bidscape.api import run
 from bidscape.llm.params import LLM_CALLS_SCHEMA
 from bidscape.games import GAMES
-from bidscape.outputs.recorder import AUCTIONS_SCHEMA, MARKET_SCHEMA, POPULATIONS_SCHEMA, agents_schema
+from bidscape.outputs.columns import AUCTIONS_SCHEMA, MARKET_SCHEMA, POPULATIONS_SCHEMA, agents_schema
 
 KEYS = ("round", "channel", "population", "agent")
 

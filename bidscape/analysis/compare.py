@@ -35,10 +35,10 @@ import polars as pl
 from scipy import stats
 
 from bidscape.analysis.events import Overlap, equal_rounds, identical
-from bidscape.analysis.metrics import (HEADLINE, MARKET_RATIOS, POPULATION_RATIOS, headline, market, populations,
-                                      with_ratios)
+from bidscape.analysis.metrics import HEADLINE, headline, market, populations, with_ratios
 from bidscape.analysis.sources import RunRef, Source, runs_of
 from bidscape.errors import InputError, Problem
+from bidscape.outputs.summary import MARKET_RATIOS, POPULATION_RATIOS
 
 # the headline ratios from per-round sums (the others are sums); a round's share of the budget is budget / rounds
 _ROUND_RATIOS = {

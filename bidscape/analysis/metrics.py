@@ -35,9 +35,12 @@ import polars as pl
 
 from bidscape.analysis.sources import RunRef, Source, runs_of
 from bidscape.errors import InputError, Problem
+from bidscape.outputs.columns import AGENT_COLUMNS, POPULATION_FLOWS, POPULATION_STOCKS
+from bidscape.outputs.summary import MARKET_RATIOS, POPULATION_RATIOS
 
 MARKET_SUMS = ("auctions", "slots_offered", "sold", "revenue", "welfare", "max_welfare")
-POPULATION_SUMS = ("agents", "participations", "spend", "wins", "value", "utility", "clicks")
+# the agent columns every run fills (clicks: position auctions only; regret: strategies that record it)
+AGENT_SAMPLE_COLUMNS = tuple(c for c in AGENT_COLUMNS if c not in ("clicks", "regret"))
 STREAMING = "streaming"
 
 
@@ -77,21 +80,6 @@ def ratio(numerator: str, denominator: str) -> pl.Expr:
 def _grouped(frame: pl.LazyFrame, keys: list[str]):
     """``group_by(keys)``, or one group of everything when there are no keys (a column ``_all``, dropped after)."""
     return frame.group_by(keys) if keys else frame.group_by(pl.lit(0).alias("_all"))
-
-
-# every ratio metric: name -> (numerator, denominator), both sums over the rows
-MARKET_RATIOS = {
-    "efficiency": ("welfare", "max_welfare"),
-    "price_of_anarchy": ("max_welfare", "welfare"),
-    "sold_share": ("sold", "slots_offered"),
-    "mean_price": ("revenue", "sold"),
-}
-POPULATION_RATIOS = {
-    "budget_utilisation": ("budgeted_spend", "budget"),
-    "return_on_spend": ("value", "spend"),
-    "win_rate": ("wins", "participations"),
-    "mean_price": ("spend", "wins"),
-}
 
 
 def with_ratios(frame: pl.LazyFrame, ratios: dict[str, tuple[str, str]]) -> pl.LazyFrame:
@@ -154,7 +142,7 @@ def populations(source: Source, by: Iterable[str] = ("population",), *, rounds: 
             pl.col("population").cast(pl.String), pl.col("channel").cast(pl.String))
         chosen = where(rows, rounds)
         flows = _grouped(rows if "round" in keys else chosen, keys).agg(
-            *[pl.col(c).sum() for c in POPULATION_SUMS if c != "agents"],
+            *[pl.col(c).sum() for c in POPULATION_FLOWS],
             pl.col("spend").filter(pl.col("budget").is_not_null()).sum().alias("budgeted_spend"))
         if "round" in keys:  # cumulative spend from the first round, then the rounds asked for
             others = [k for k in keys if k != "round"]
@@ -163,7 +151,7 @@ def populations(source: Source, by: Iterable[str] = ("population",), *, rounds: 
                 (cumulative.over(others) if others else cumulative).alias("cumulative_spend")), rounds)
         # stocks: one row per population and round (channels repeat them), then per key
         per_round = chosen.group_by("round", "population").agg(
-            pl.col("agents", "budget", "budget_remaining", "multiplier", "regret", "liquid_welfare").first())
+            pl.col("agents", *POPULATION_STOCKS).first())
         stock_keys = [k for k in keys if k != "channel"]
         last = per_round.filter(pl.col("round") == pl.col("round").max().over("population")) \
             if "round" not in stock_keys else per_round
@@ -250,9 +238,7 @@ def price_histogram(source: Source, bins: int = 40, upper: Optional[float] = Non
     return counted.sort("group", "seed", "bin").collect(engine=STREAMING)
 
 
-def agent_sample(source: Source, columns: Sequence[str] = ("spend", "wins", "value", "utility", "budget_remaining",
-                                                            "multiplier"),
-                 round: Optional[int] = None, n: int = 100_000, seed: int = 0) -> pl.DataFrame:
+def agent_sample(source: Source, columns: Sequence[str] = AGENT_SAMPLE_COLUMNS, round: Optional[int] = None, n: int = 100_000, seed: int = 0) -> pl.DataFrame:
     """A uniform sample of about ``n`` agents' rows of one round (default: the last), for distributions.
 
     Reads only the record batches of that round (``agents.arrow`` is written in batches

@@ -14,6 +14,7 @@ from typing import Iterable, Union
 
 from bidscape.api import Run
 from bidscape.errors import InputError, Problem
+from bidscape.outputs import has_manifest
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ Source = Union[str, Path, Run, RunRef, Iterable]
 
 
 def is_run_folder(path: Path) -> bool:
-    return (path / "manifest.json").is_file()
+    return has_manifest(path)
 
 
 def is_sweep_folder(path: Path) -> bool:

@@ -24,8 +24,9 @@ import streamlit as st
 
 from bidscape import analysis
 from bidscape.dashboards import discovery
-from bidscape.dashboards.discovery import Discovery, Entry, _read_manifest, discover, fingerprint
+from bidscape.dashboards.discovery import Discovery, Entry, discover, fingerprint, read_manifest
 from bidscape.errors import InputError, Problem
+from bidscape.outputs.columns import AGENT_FLOWS, AGENT_STOCKS
 
 ROOT_ENV = discovery.ROOT_ENV
 root_folder = discovery.root_folder
@@ -33,7 +34,6 @@ MAX_POINTS = 2000  # longest series drawn as is; longer ones are thinned
 AGENT_SAMPLE = 50_000  # default cap on sampled agent rows
 INDEX_COLUMNS = ("run_id", "variant", "seed", "path", "status", "wall_seconds", "error")
 KEY_ORDER = ("round", "channel", "population")
-AGENT_COLUMNS = ("spend", "wins", "value", "utility", "budget_remaining", "multiplier")
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -98,7 +98,7 @@ def _options(source: tuple[str, ...], stamp: tuple) -> Options:
     rounds, channels, populations, seeds, modes, versions, wall = 0, [], [], [], [], [], 0.0
     first: dict = {}
     for manifest_path, _ in stamp:
-        status, manifest, _message = _read_manifest(Path(manifest_path).parent)
+        status, manifest, _message = read_manifest(Path(manifest_path).parent)
         if status != "complete":
             continue
         first = first or manifest
@@ -312,7 +312,7 @@ def _check_agents_recorded(source: Sequence[str]) -> None:
 def _agent_sample(source: tuple[str, ...], stamp: tuple, round: int, n: int) -> pl.DataFrame:
     _check_agents_recorded(source)
     runs = max(1, len(analysis.runs_of(list(source))))
-    return analysis.agent_sample(list(source), columns=AGENT_COLUMNS, round=round, n=max(1, n // runs))
+    return analysis.agent_sample(list(source), round=round, n=max(1, n // runs))
 
 
 def agent_sample(source: Sequence[str], round: int, n: int = AGENT_SAMPLE, filters: Filters = Filters(),
@@ -324,8 +324,8 @@ def agent_sample(source: Sequence[str], round: int, n: int = AGENT_SAMPLE, filte
     sample = filter_rows(sample, filters, rounds=False)
     if per_agent and sample.get_column("channel").n_unique() > 1:
         sample = sample.group_by("group", "seed", "round", "agent", "population").agg(
-            *[pl.col(c).sum() for c in ("spend", "wins", "value", "utility")],
-            pl.col("budget_remaining").first(), pl.col("multiplier").first(),
+            *[pl.col(c).sum() for c in AGENT_FLOWS if c in sample.columns],
+            *[pl.col(c).first() for c in AGENT_STOCKS if c in sample.columns],
             pl.col("channel").unique().sort().str.join("+")).sort("group", "seed", "agent")
     return sample
 

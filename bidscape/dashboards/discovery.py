@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import polars as pl
 
-from bidscape.outputs import run_state
+from bidscape.outputs import MANIFEST_FILE, has_manifest, is_auction_run, run_state
 
 ROOT_ENV = "BIDSCAPE_DASHBOARD_ROOT"
 DEFAULT_ROOT = "runs"
@@ -91,8 +91,9 @@ class Discovery:
         return next((e for e in self.entries if e.path == path), None)
 
 
-def _read_manifest(folder: Path) -> tuple[str, Optional[dict], str]:
-    """(status, manifest, message) of a run folder, without raising."""
+def read_manifest(folder: Path) -> tuple[str, Optional[dict], str]:
+    """(status, manifest, message) of a run folder as the dashboard sees it (its state from
+    ``bidscape.outputs.run_state``, the one manifest reader), without raising."""
     state = run_state(folder)
     if state.status == "corrupt":
         return "corrupt", None, f"{state.reason}; re-run the scenario into a new folder"
@@ -107,7 +108,7 @@ def _read_manifest(folder: Path) -> tuple[str, Optional[dict], str]:
     game = game_of_manifest(manifest)
     if game is not None:
         return "unsupported", manifest, f"a {game.label} run; the dashboard shows auction runs"
-    if "populations" not in manifest["scenario"]:
+    if not is_auction_run(manifest):
         return "unsupported", manifest, "its manifest has no auction scenario"
     return "complete", manifest, ""
 
@@ -143,7 +144,7 @@ def discover(root: str | Path) -> Discovery:
         return str(relative) if str(relative) != "." else (root.name or str(root))
 
     def run_entry(folder: Path) -> tuple[Optional[Entry], Optional[dict]]:
-        status, manifest, message = _read_manifest(folder)
+        status, manifest, message = read_manifest(folder)
         if status != "complete":
             skipped.append(Skipped(label_of(folder), status, message))
             return None, None
@@ -160,7 +161,7 @@ def discover(root: str | Path) -> Discovery:
         found_run_folders = 0
         groups: list[Entry] = []
         for child in children:
-            if (child / "manifest.json").is_file():
+            if has_manifest(child):
                 found_run_folders += 1
                 entry, manifest = run_entry(child)
                 if entry is not None:
@@ -195,7 +196,7 @@ def discover(root: str | Path) -> Discovery:
         return Entry("sweep", str(folder), label_of(folder), runs=runs, complete=complete,
                      members=members, skipped=tuple(s for g in groups for s in g.skipped), note=note)
 
-    if (root / "manifest.json").is_file():
+    if has_manifest(root):
         run_entry(root)
     else:
         visit(root, 0)
@@ -212,8 +213,8 @@ def discover(root: str | Path) -> Discovery:
 
 
 def _manifests_under(path: Path, depth: int = 0) -> list[Path]:
-    if (path / "manifest.json").is_file():
-        return [path / "manifest.json"]
+    if has_manifest(path):
+        return [path / MANIFEST_FILE]
     if depth >= MAX_DEPTH:
         return []
     found: list[Path] = []

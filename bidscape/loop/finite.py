@@ -11,7 +11,7 @@ searched, to name the population.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -54,14 +54,3 @@ def _describe(simulation: "Simulation", result: "RoundResult") -> str:
         break
     return (f"money stopped being a finite number in {where}. Bids are multiplier x value x value scale: "
             "check the strategy's parameters and the population's values and value_scale")
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with every NaN or infinite float as None, so that it is standard JSON (``null``)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
-    return value

@@ -26,8 +26,9 @@ import mesa
 import numpy as np
 
 from bidscape import __version__
-from bidscape.api import RunTotals, strategy_tables
+from bidscape.outputs.columns import strategy_tables
 from bidscape.outputs.recorder import Recorder
+from bidscape.outputs.summary import RunTotals
 from bidscape.loop.simulation import RoundResult, Simulation
 from bidscape.errors import InputError, Problem
 from bidscape.games import game_of

@@ -70,6 +70,17 @@ class RunState:
         return self.status == "complete"
 
 
+def has_manifest(folder: str | Path) -> bool:
+    """Whether ``folder`` is a run folder (it holds a manifest, in whatever state)."""
+    return (Path(folder) / MANIFEST_FILE).is_file()
+
+
+def is_auction_run(manifest: dict[str, Any]) -> bool:
+    """Whether a readable manifest is an auction run's (its scenario has populations; a market
+    game's says its own ``"kind"``)."""
+    return "kind" not in manifest and "populations" in (manifest.get("scenario") or {})
+
+
 def run_state(folder: str | Path) -> RunState:
     """The state of a run folder, read from its manifest and lock; never raises."""
     folder = Path(folder)
@@ -120,6 +131,17 @@ def foreign_entries(folder: Path, manifest: dict[str, Any]) -> list[str]:
 def dumps(manifest: dict[str, Any]) -> str:
     """Standard JSON (no NaN or Infinity: JavaScript's JSON.parse rejects them)."""
     return json.dumps(manifest, indent=2, default=_json_default, allow_nan=False)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float as None, so that it is standard JSON (``null``)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -1,7 +1,7 @@
 """Streams an auction run's outcomes to its folder (the contract in DESIGN.md, section 3).
 
-The tables and their columns are defined here; the folder's life (lock, manifest states,
-replacing an old run, reading after a kill) is ``folder.py``. The Arrow files are IPC
+The tables and their columns are defined in ``columns.py``; the folder's life (lock, manifest
+states, replacing an old run, reading after a kill) is ``folder.py``. The Arrow files are IPC
 (Feather v2), zstd-compressed, written one record batch at a time, so memory stays flat in
 the number of rounds.
 """
@@ -14,75 +14,9 @@ from typing import Any, Optional
 import numpy as np
 import pyarrow as pa
 
+from bidscape.outputs.columns import (AGENT_BATCH_ROWS, AUCTIONS_SCHEMA, MARKET_SCHEMA, NULLABLE, POPULATIONS_SCHEMA,
+                                      agents_schema)
 from bidscape.outputs.folder import RunFolder
-
-OUTPUT_FILES = ("manifest.json", "market.arrow", "populations.arrow", "agents.arrow", "auctions.arrow")
-
-_NAME = pa.dictionary(pa.int16(), pa.string())  # population and channel names, stored once per batch
-
-MARKET_SCHEMA = pa.schema([
-    ("round", pa.int32()),
-    ("channel", _NAME),
-    ("auctions", pa.int64()),
-    ("sold", pa.int64()),  # filled slot impressions (single item: auctions sold)
-    ("revenue", pa.float64()),
-    ("welfare", pa.float64()),
-    ("max_welfare", pa.float64()),  # welfare of the efficient allocations of the same auctions (values, bids aside)
-    ("mean_price", pa.float64()),
-    ("reserve", pa.float64()),
-    ("soft_floor", pa.float64()),
-    ("mechanism", pa.string()),
-    ("bidders_per_auction", pa.int64()),
-    ("clicks", pa.int64()),  # position auctions; null for single-item auctions
-    ("slot_impressions", pa.list_(pa.int64())),  # per slot, top slot first
-    ("slot_clicks", pa.list_(pa.int64())),
-    ("slot_revenue", pa.list_(pa.float64())),
-])
-
-POPULATIONS_SCHEMA = pa.schema([  # one row per round, channel and population, whatever record_agents says
-    ("round", pa.int32()),
-    ("channel", _NAME),
-    ("population", _NAME),
-    ("agents", pa.int64()),
-    ("participations", pa.float64()),  # expected auctions entered: auctions x bidders x agents / eligible agents
-    ("spend", pa.float64()),
-    ("wins", pa.float64()),
-    ("value", pa.float64()),
-    ("utility", pa.float64()),
-    ("clicks", pa.int64()),  # null for single-item auctions
-    # the population as a whole, after the round (the same in every channel's row):
-    ("budget", pa.float64()),  # total budget; null when unlimited
-    ("budget_remaining", pa.float64()),  # total; null when unlimited
-    ("multiplier", pa.float64()),  # mean
-    ("regret", pa.float64()),  # mean regret so far; null when the strategy records none
-    ("liquid_welfare", pa.float64()),  # so far: sum over agents of min(budget, value won so far)
-])
-
-AGENT_BATCH_ROWS = 1 << 18  # agents.arrow record batches: readers find a round's rows a batch at a time
-
-AGENT_COLUMNS = ("spend", "wins", "value", "utility", "budget_remaining", "multiplier", "clicks", "regret")
-
-
-def agents_schema() -> pa.Schema:
-    return pa.schema(
-        [("round", pa.int32()), ("agent", pa.int64()), ("population", _NAME), ("channel", _NAME)]
-        + [(c, pa.int64() if c == "clicks" else pa.float64()) for c in AGENT_COLUMNS]
-        + [("agents", pa.int64())]
-    )
-
-
-AUCTIONS_SCHEMA = pa.schema([
-    ("round", pa.int32()),
-    ("channel", _NAME),
-    ("auction", pa.int64()),
-    ("slot", pa.int16()),  # one row per slot of a position auction; 0 for single-item auctions
-    ("winner", pa.int64()),  # -1 when unsold or the slot is empty
-    ("price", pa.float64()),  # what the winner paid in this auction
-    ("top_bid", pa.float64()),  # single item: the highest bid; position: the slot winner's bid
-    ("second_bid", pa.float64()),  # single item: the second bid; position: the next-ranked bid
-    ("winner_value", pa.float64()),  # null when unsold or the slot is empty
-    ("clicks", pa.int64()),  # position auctions; null for single-item auctions
-])
 
 
 class Recorder(RunFolder):
@@ -113,13 +47,13 @@ class Recorder(RunFolder):
         self.write_batch("market", pa.record_batch(columns, schema=MARKET_SCHEMA))
 
     def write_agents(self, columns: dict[str, Any], population_codes, channel_codes) -> None:
-        batch = self._named_batch("agents", columns, population_codes, channel_codes, nullable=("regret", "clicks"))
+        batch = self._named_batch("agents", columns, population_codes, channel_codes, nullable=NULLABLE["agents"])
         for first in range(0, max(batch.num_rows, 1), AGENT_BATCH_ROWS):
             self.write_batch("agents", batch.slice(first, AGENT_BATCH_ROWS))
 
     def write_populations(self, columns: dict[str, Any], population_codes, channel_codes) -> None:
         self.write_batch("populations", self._named_batch("populations", columns, population_codes, channel_codes,
-                                                          nullable=("budget", "budget_remaining", "regret", "clicks")))
+                                                          nullable=NULLABLE["populations"]))
 
     def _named_batch(self, table: str, columns: dict[str, Any], population_codes, channel_codes,
                      nullable: tuple[str, ...]) -> pa.RecordBatch:

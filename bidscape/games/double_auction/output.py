@@ -20,8 +20,6 @@ import pyarrow as pa
 from bidscape.outputs.folder import RunFolder
 
 KIND = "market_game"
-TABLES = ("market", "trades", "agents")
-OUTPUT_FILES = ("manifest.json",) + tuple(f"{t}.arrow" for t in TABLES)
 
 MARKET_SCHEMA = pa.schema([
     ("round", pa.int32()),

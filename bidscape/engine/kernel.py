@@ -67,9 +67,10 @@ OUTCOME_COLUMNS = 5
 # single-item price rule (SingleItemAuction.rule)
 TOP_W, SECOND_W, THIRD_W, RULE_RESERVE, RULE_SOFT_FLOOR = 0, 1, 2, 3, 4
 
-LOOKAHEAD = 8  # auctions drawn (and prefetched) ahead of the one being cleared
+LOOKAHEAD = 8  # auctions drawn (and prefetched) ahead of the one being cleared (the replay's ring)
 RING = 16  # slots of the participant ring buffer, > LOOKAHEAD
 SCAN_DEDUP_MAX = 16  # above this many bidders, duplicates are found with a mark array
+BLOCK = 256  # auctions whose participants and values are drawn in one pass before they are cleared
 
 
 @njit(cache=True, inline="always")
@@ -134,6 +135,41 @@ def draw_participants(key_of_auction, n_eligible, ranges, bidders, ring, ring_po
 
 
 @njit(cache=True, inline="always")
+def _first_attempts(key_of_auction, n_eligible, ranges, bidders, who, population, base):
+    """Every slot's first draw; True when two slots drew the same agent (then redraw in order)."""
+    for j in range(bidders):
+        index = int64(to_unit(draw_u64(key_of_auction, STREAM_PARTICIPANT, j)) * n_eligible)
+        who[base + j], population[base + j] = _agent_at(index, ranges)
+    clash = False
+    for j in range(1, bidders):
+        for q in range(j):
+            clash |= who[base + q] == who[base + j]
+    return clash
+
+
+@njit(cache=True, inline="always")
+def draw_block(key_of_round, first, count, bidders, n_eligible, ranges, value_tables, bid_state, marked,
+               who, population, values):
+    """Participants and base values of auctions ``first .. first + count - 1``, their rows prefetched.
+
+    Slot ``j`` of auction ``b`` is ``who[b * bidders + j]`` (of ``population[...]``) with base
+    value ``values[...]``. Drawing a block in one pass, apart from clearing it, keeps the
+    hashing free of the clearing's dependencies, and the prefetched rows (32 bytes each, a
+    block's worth fits in L2) arrive before the clearing pass reads them. Draws are those
+    of ``draw_participants``: when no two slots' first draws clash (almost always), every
+    slot keeps its first draw, which is what the slot-by-slot procedure gives too.
+    """
+    for b in range(count):
+        key = auction_key(key_of_round, first + b)
+        base = b * bidders
+        if bidders > SCAN_DEDUP_MAX or _first_attempts(key, n_eligible, ranges, bidders, who, population, base):
+            draw_participants(key, n_eligible, ranges, bidders, who, population, base, marked, bid_state)
+        for j in range(bidders):
+            prefetch_row(bid_state, who[base + j])
+            values[base + j] = draw_value(key, j, population[base + j], value_tables)
+
+
+@njit(cache=True, inline="always")
 def takes_part(key_of_auction, agent, participation):
     """Whether a throttled agent takes part in this auction (probability ``participation[agent]``)."""
     return to_unit(draw_u64(key_of_auction, STREAM_THROTTLE, agent)) < participation[agent]
@@ -166,14 +202,14 @@ def _rank_in(j, bid, v, top, second, third, best, best_value, third_bid):
 
 
 @njit(cache=True, inline="always")
-def _coordinate(ring, offset, bidders, bids, group):
+def _coordinate(who, offset, bidders, bids, group):
     """Within each group, only the highest bid (the earliest slot among ties) stays in the auction."""
     for j in range(bidders):
-        g = group[ring[offset + j]]
+        g = group[who[offset + j]]
         if g < 0:
             continue
         for q in range(bidders):
-            if q != j and group[ring[offset + q]] == g and (bids[q] > bids[j] or (bids[q] == bids[j] and q < j)):
+            if q != j and group[who[offset + q]] == g and (bids[q] > bids[j] or (bids[q] == bids[j] and q < j)):
                 bids[j] = 0.0
                 break
 
@@ -248,51 +284,52 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
     other (only a group's highest bid in an auction counts).
     """
     n_eligible = eligible_agents(ranges)
-    ring = np.empty(RING * bidders, np.int64)
-    ring_population = np.empty(RING * bidders, np.int64)
+    who = np.empty(BLOCK * bidders, np.int64)
+    population = np.empty(BLOCK * bidders, np.int64)
+    drawn = np.empty(BLOCK * bidders)
     bids = np.empty(bidders)
     values = np.empty(bidders)
-    for r in range(min(LOOKAHEAD, n_auctions)):
-        draw_participants(auction_key(key_of_round, first_auction + r), n_eligible, ranges, bidders,
-                          ring, ring_population, (r % RING) * bidders, marked, bid_state)
-    for r in range(n_auctions):
-        ahead = r + LOOKAHEAD
-        if ahead < n_auctions:
-            draw_participants(auction_key(key_of_round, first_auction + ahead), n_eligible, ranges,
-                              bidders, ring, ring_population, (ahead % RING) * bidders, marked, bid_state)
-        key = auction_key(key_of_round, first_auction + r)
-        offset = (r % RING) * bidders
-        top = 0.0
-        second = 0.0
-        third = 0.0
-        best = -1
-        best_value = 0.0
-        possible = 0.0
-        for j in range(bidders):
-            agent = ring[offset + j]
-            v = draw_value(key, j, ring_population[offset + j], value_tables)
-            bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
-            possible = max(possible, bid_state[agent, SCALE] * v)
-            if losers is not None or group is not None:
-                bids[j] = bid
-            if group is not None:
-                values[j] = v
-            else:  # branchless top two (three)
-                top, second, third, best, best_value = _rank_in(j, bid, v, top, second, third, best,
-                                                                best_value, third_bid)
-        if group is not None:
-            _coordinate(ring, offset, bidders, bids, group)
+    for start in range(0, n_auctions, BLOCK):
+        count = min(BLOCK, n_auctions - start)
+        draw_block(key_of_round, first_auction + start, count, bidders, n_eligible, ranges, value_tables, bid_state,
+                   marked, who, population, drawn)
+        for b in range(count):
+            r = start + b
+            offset = b * bidders
+            key = np.uint64(0)
+            if participation is not None:
+                key = auction_key(key_of_round, first_auction + r)
+            top = 0.0
+            second = 0.0
+            third = 0.0
+            best = -1
+            best_value = 0.0
+            possible = 0.0
             for j in range(bidders):
-                top, second, third, best, best_value = _rank_in(j, bids[j], values[j], top, second, third,
-                                                                best, best_value, third_bid)
-        efficient[r] = possible
-        agent = ring[offset + best] if best >= 0 else -1
-        _settle(rule, r, agent, top, second, third, best_value, bid_state, cap, personal,
-                winner, price, top_bid, second_bid, winner_value)
-        if losers is not None:
-            others_paid[r] = _all_pay_losers(rule, ring, bids, offset, bidders, winner[r], bid_state, cap, losers)
-        else:
-            others_paid[r] = 0.0
+                agent = who[offset + j]
+                v = drawn[offset + j]
+                bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
+                possible = max(possible, bid_state[agent, SCALE] * v)
+                if losers is not None or group is not None:
+                    bids[j] = bid
+                if group is not None:
+                    values[j] = v
+                else:  # branchless top two (three)
+                    top, second, third, best, best_value = _rank_in(j, bid, v, top, second, third, best,
+                                                                    best_value, third_bid)
+            if group is not None:
+                _coordinate(who, offset, bidders, bids, group)
+                for j in range(bidders):
+                    top, second, third, best, best_value = _rank_in(j, bids[j], values[j], top, second, third,
+                                                                    best, best_value, third_bid)
+            efficient[r] = possible
+            agent = who[offset + best] if best >= 0 else -1
+            _settle(rule, r, agent, top, second, third, best_value, bid_state, cap, personal,
+                    winner, price, top_bid, second_bid, winner_value)
+            if losers is not None:
+                others_paid[r] = _all_pay_losers(rule, who, bids, offset, bidders, winner[r], bid_state, cap, losers)
+            else:
+                others_paid[r] = 0.0
 
 
 @njit(cache=True)

@@ -48,7 +48,6 @@ from bidscape.engine.kernel import (
     CLICKS,
     LOOKAHEAD,
     QUALITY,
-    RING,
     SCALE,
     SPEND,
     VALUE,
@@ -56,7 +55,8 @@ from bidscape.engine.kernel import (
     WINS,
     bid_of,
     charge,
-    draw_participants,
+    BLOCK,
+    draw_block,
     draw_value,
     eligible_agents,
     own_reserve,
@@ -209,8 +209,9 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
     n_eligible = eligible_agents(ranges)
     slots = ctrs.shape[0]
     reserve = rule[RULE_RESERVE]
-    ring = np.empty(RING * bidders, np.int64)
-    ring_population = np.empty(RING * bidders, np.int64)
+    who = np.empty(BLOCK * bidders, np.int64)
+    population = np.empty(BLOCK * bidders, np.int64)
+    drawn = np.empty(BLOCK * bidders)
     bids = np.empty(bidders)
     values = np.empty(bidders)
     scores = np.empty(bidders)
@@ -225,53 +226,51 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
     priority = np.empty(bidders if capped is not None else 0, np.int64)
     for j in range(priority.shape[0]):
         priority[j] = -j  # the lower participant slot first, as in the ranking
-    for r in range(min(LOOKAHEAD, n_auctions)):
-        draw_participants(auction_key(key_of_round, first_auction + r), n_eligible, ranges, bidders,
-                          ring, ring_population, (r % RING) * bidders, marked, bid_state)
-    for r in range(n_auctions):
-        ahead = r + LOOKAHEAD
-        if ahead < n_auctions:
-            draw_participants(auction_key(key_of_round, first_auction + ahead), n_eligible, ranges,
-                              bidders, ring, ring_population, (ahead % RING) * bidders, marked, bid_state)
-        key = auction_key(key_of_round, first_auction + r)
-        offset = (r % RING) * bidders
-        for j in range(bidders):
-            agent = ring[offset + j]
-            v = draw_value(key, j, ring_population[offset + j], value_tables)
-            bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
-            bids[j] = bid
-            values[j] = v
-            quality = bid_state[agent, QUALITY]
-            scores[j] = bid * quality if (bid > 0.0) & (bid >= reserve) else 0.0
-            worth = bid_state[agent, SCALE] * v
-            _insert_possible(quality * worth, worth, top_score, top_worth)
-        if capped is not None and top_capped(ctrs, top_score, top_worth):
-            _possible_welfare(ctrs, top_score, top_worth)  # resets the top S
-            efficient[r] = efficient_capped(ctrs, ring[offset:offset + bidders], values, bidders, bid_state,
-                                            QUALITY, SCALE, capped)
-        else:
-            efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
-        _rank_by_counting(scores, order)
-        for t in range(slots + 1):
-            j = order[t] if t < bidders else -1
-            if j >= 0 and scores[j] > 0.0:
-                rank_score[t] = scores[j]
-                rank_who[t] = ring[offset + j]
-                rank_bid[t] = bids[j]
-                rank_value[t] = values[j]
+    for start in range(0, n_auctions, BLOCK):
+        count = min(BLOCK, n_auctions - start)
+        draw_block(key_of_round, first_auction + start, count, bidders, n_eligible, ranges, value_tables, bid_state,
+                   marked, who, population, drawn)
+        for b in range(count):
+            r = start + b
+            key = auction_key(key_of_round, first_auction + r)
+            offset = b * bidders
+            for j in range(bidders):
+                agent = who[offset + j]
+                v = drawn[offset + j]
+                bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
+                bids[j] = bid
+                values[j] = v
+                quality = bid_state[agent, QUALITY]
+                scores[j] = bid * quality if (bid > 0.0) & (bid >= reserve) else 0.0
+                worth = bid_state[agent, SCALE] * v
+                _insert_possible(quality * worth, worth, top_score, top_worth)
+            if capped is not None and top_capped(ctrs, top_score, top_worth):
+                _possible_welfare(ctrs, top_score, top_worth)  # resets the top S
+                efficient[r] = efficient_capped(ctrs, who[offset:offset + bidders], values, bidders, bid_state,
+                                                QUALITY, SCALE, capped)
             else:
-                rank_score[t] = 0.0
-                rank_who[t] = -1
-                rank_bid[t] = 0.0
-                rank_value[t] = 0.0
-        if capped is not None and vcg is not None and ranking_capped(ctrs, rank_who, bid_state, QUALITY):
-            clear_capped(ctrs, reserve, ring[offset:offset + bidders], bids, values, priority, bidders, bid_state,
-                         QUALITY, personal, soft_floor, capped, rank_score, rank_bid, rank_value, rank_who, fixed)
+                efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
+            _rank_by_counting(scores, order)
+            for t in range(slots + 1):
+                j = order[t] if t < bidders else -1
+                if j >= 0 and scores[j] > 0.0:
+                    rank_score[t] = scores[j]
+                    rank_who[t] = who[offset + j]
+                    rank_bid[t] = bids[j]
+                    rank_value[t] = values[j]
+                else:
+                    rank_score[t] = 0.0
+                    rank_who[t] = -1
+                    rank_bid[t] = 0.0
+                    rank_value[t] = 0.0
+            if capped is not None and vcg is not None and ranking_capped(ctrs, rank_who, bid_state, QUALITY):
+                clear_capped(ctrs, reserve, who[offset:offset + bidders], bids, values, priority, bidders, bid_state,
+                             QUALITY, personal, soft_floor, capped, rank_score, rank_bid, rank_value, rank_who, fixed)
+                _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
+                              winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed)
+                continue
             _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
-                          winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed)
-            continue
-        _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
-                      winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, None)
+                          winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, None)
 
 
 @njit(cache=True)

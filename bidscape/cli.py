@@ -1,4 +1,4 @@
-"""The ``bidscape`` command line: demo, run, validate, list, sweep, compare, run-pair, dashboard, train-rl.
+"""The ``bidscape`` command line: demo, run, validate, list, sweep, compare, run-pair, dashboard, train-rl, llm.
 
 Exit codes: 0 success, 1 a run failed, 2 invalid input (one message naming the field and
 the fix), 130 interrupted. A failed or interrupted run leaves ``status = "failed"`` in its
@@ -343,6 +343,10 @@ app.command(name="sweep")(_sweep)
 app.command(name="compare")(_compare)
 app.command(name="run-pair")(_run_pair)
 app.command(name="dashboard")(_dashboard)
+
+from bidscape.llm.serve_cli import llm_app as _llm_app  # noqa: E402  (xllamacpp is imported only when it serves)
+
+app.add_typer(_llm_app, name="llm")
 without_flag_types(app)  # after every command is registered: flags show no <bool> in --help
 
 

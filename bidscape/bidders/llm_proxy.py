@@ -330,10 +330,11 @@ class LlmProxy(Strategy):
 def _response_format(p: LlmProxyParams) -> Optional[dict[str, Any]]:
     if p.json_mode == "json_object":
         return {"type": "json_object"}
-    if p.json_mode == "json_schema":
+    if p.json_mode in ("json_schema", "json_schema_bounds"):
         return {"type": "json_schema", "json_schema": {
             "name": "bid_multiplier", "strict": True,
-            "schema": reply_json_schema(p.min_multiplier, p.max_multiplier, p.max_reason_chars)}}
+            "schema": reply_json_schema(p.min_multiplier, p.max_multiplier, p.max_reason_chars,
+                                        bounds=p.json_mode == "json_schema_bounds")}}
     return None
 
 

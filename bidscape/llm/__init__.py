@@ -7,6 +7,7 @@
 - ``params``: the ``llm_proxy`` params and the ``llm_calls`` table schema.
 - ``prompts``: archetype situations rendered as deterministic prompts, the reply schema.
 - ``testing``: a tiny local chat-completions server for tests, benchmarks and demos.
+- ``local``: a real model, offline: Gemma 3 270M on llama.cpp (``local_server()``; the ``llm`` extra).
 
 Names are imported on first use, so that registering the strategy does not load
 ``http.client`` and ``ssl`` into every ``bidscape`` command.
@@ -21,6 +22,7 @@ _EXPORTS = {
     "DEFAULT_SYSTEM_PROMPT": "prompts", "InvalidReply": "prompts", "Situation": "prompts",
     "build_messages": "prompts", "parse_reply": "prompts", "render_user_prompt": "prompts",
     "reply_json_schema": "prompts", "reply_model": "prompts", "system_prompt": "prompts",
+    "LocalServer": "local", "ServerNotReady": "local", "local_server": "local",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -70,8 +70,9 @@ class LlmProxyParams(BaseModel):
     initial_multiplier: float = Field(1.0, ge=0, le=100, allow_inf_nan=False,
                                       description="each archetype's multiplier before the first reply")
     max_reason_chars: int = Field(200, ge=1, le=4000, description="longest reason accepted")
-    json_mode: Literal["none", "json_object", "json_schema"] = Field(
-        "json_object", description="response_format sent to the server (none for servers without it)")
+    json_mode: Literal["none", "json_object", "json_schema", "json_schema_bounds"] = Field(
+        "json_object", description="response_format sent to the server (none for servers without it; "
+        "json_schema_bounds: the schema with minimum, maximum and maxLength, for llama.cpp's grammar)")
     max_tokens: int = Field(256, ge=1, le=100_000, description="output-token limit sent with each request")
     token_limit_field: Literal["auto", "max_completion_tokens", "max_tokens"] = Field(
         "auto", description="request field of the token limit; auto: max_tokens to loopback, "

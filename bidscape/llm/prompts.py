@@ -152,19 +152,24 @@ def reply_model(low: float, high: float, reason_chars: int) -> type[BaseModel]:
     )
 
 
-def reply_json_schema(low: float, high: float, reason_chars: int) -> dict[str, Any]:
+def reply_json_schema(low: float, high: float, reason_chars: int, bounds: bool = False) -> dict[str, Any]:
     """The JSON schema sent as ``response_format`` in ``json_mode = "json_schema"`` (``strict``).
 
     Only keywords of the subset every strict structured-output implementation accepts
     (no ``maxLength``, ``minimum``, ``maximum``): the bounds are stated in descriptions
-    and enforced by ``parse_reply``.
+    and enforced by ``parse_reply``. ``bounds=True`` (``json_mode = "json_schema_bounds"``)
+    adds them as keywords too, for servers whose grammar enforces them: llama.cpp cuts the
+    reason at ``maxLength``, so a small model's rambling reason can no longer run past the
+    token limit and leave the JSON unclosed (it does not enforce a number's bounds).
     """
+    multiplier: dict[str, Any] = {"type": "number", "description": f"bid multiplier, from {low:g} to {high:g}"}
+    reason: dict[str, Any] = {"type": "string", "description": f"why, in one line of at most {reason_chars} characters"}
+    if bounds:
+        multiplier.update(minimum=low, maximum=high)
+        reason["maxLength"] = reason_chars
     return {
         "type": "object",
-        "properties": {
-            "multiplier": {"type": "number", "description": f"bid multiplier, from {low:g} to {high:g}"},
-            "reason": {"type": "string", "description": f"why, in one line of at most {reason_chars} characters"},
-        },
+        "properties": {"multiplier": multiplier, "reason": reason},
         "required": ["multiplier", "reason"],
         "additionalProperties": False,
     }

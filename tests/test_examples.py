@@ -17,6 +17,7 @@ EXPECTED = {  # a line of each script's findings
     "what_if_report.py": "report:",
     # model.steps and simulation.round: the model really stepped the market once per round
     "mesa_market.py": "MarketModel: 10 steps = 10 rounds",
+    "llm_bidders.py": "second_price: ",  # a real model (the llm extra): what it chose per format
 }
 
 
@@ -29,6 +30,8 @@ def test_every_example_is_listed():
 def test_example_runs(script, tmp_path):
     if script == "mesa_market.py":
         pytest.importorskip("mesa")
+    if script == "llm_bidders.py":
+        pytest.importorskip("xllamacpp")
     args = [sys.executable, str(EXAMPLES / script), "--small"]
     if script != "mesa_market.py":
         args += ["--out", str(tmp_path / "out")]

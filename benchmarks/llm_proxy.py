@@ -321,7 +321,7 @@ def schema_validity(args: argparse.Namespace) -> None:
                 params = {"base_url": server.url, "model": server.model, "json_mode": mode, "concurrency": 1}
                 run = bidscape.run(real_market(args, params, bins), out=work / mode, overwrite=True)
                 calls = pl.read_ipc(run.path / "llm_calls.arrow")
-                why = calls["detail"].fill_null("").str.extract(r"invalid reply: ([a-z ]+?)( \(|$)", 1)
+                why = calls["detail"].fill_null("").str.extract(r"invalid reply: ([A-Za-z ]+?)( \(|$)", 1)
                 rows.append({"json_mode": mode, "calls": calls.height,
                              "valid_share": float((calls["status"] == "ok").mean()),
                              "not_json": int((why == "not JSON").sum()),

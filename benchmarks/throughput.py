@@ -1,4 +1,4 @@
-"""Full-round throughput of bidscape's jitted round kernels, against a numpy baseline.
+"""Full-round throughput of bidscape's jitted round kernels, against a numpy baseline and a bare ceiling round.
 
 Run from the repository root:
 
@@ -8,7 +8,7 @@ Run from the repository root:
 
 For each mechanism (first and second price; GSP and VCG with 3 slots), agent count A and bidders per auction K it
 times one full round of N auctions (best of ``--repeats`` rounds, after one warm-up round
-so that compilation is excluded), two ways:
+so that compilation is excluded), four ways:
 
 - bidscape: ``Simulation.step()`` of a scenario with exact budgets (uniform 1e3..2e3, so
   large that no agent runs dry in these few rounds), truthful bidders (multiplier 1), lognormal(0, 0.5) values, nothing
@@ -19,21 +19,27 @@ so that compilation is excluded), two ways:
   bids, top two, prices, spend per agent). It cannot charge budgets auction by auction
   and lets an agent appear twice in an auction, so it does strictly less work.
 
+- ceiling: a bare ceiling round (``benchmarks/ceiling.py``, DESIGN.md section 5) with the same
+  hash random numbers and value table, participants with repetition, one 8-byte gather per bid,
+  spend charged at the end of the round: what the machine does with none of bidscape's work.
+- bidscape and the ceiling again on every core (``--threads``, default all): bidscape's exact
+  clearing with a drawing thread (``bidscape.engine.pipeline``, same outputs), the ceiling in
+  equal chunks per thread.
+
 It also measures peak memory: for each A, a fresh child process builds the market and
 plays one round, and reports its peak resident set (``VmHWM`` on Linux; see
 ``peak_rss_bytes`` for why not ``ru_maxrss``).
 
-Everything runs on one thread (``NUMBA_NUM_THREADS=1`` and friends are set before numpy
-and numba load, and inherited by the child processes), as the round kernels do.
+Numpy's own libraries run on one thread (``OMP_NUM_THREADS=1`` and friends are set before numpy
+loads); the one-thread columns run bidscape and the ceiling on one thread too.
 """
 
 from __future__ import annotations
 
 import os
 
-SINGLE_THREAD = {name: "1" for name in (
-    "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-os.environ.update(SINGLE_THREAD)  # before numpy and numba are imported
+SINGLE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+os.environ.update(SINGLE_THREAD)  # before numpy is imported
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
@@ -52,8 +58,11 @@ from rich import box  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bidscape.loop.simulation import Simulation  # noqa: E402
+from bidscape.loop.simulation import Simulation, available_threads  # noqa: E402
 from bidscape.scenario import Scenario  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ceiling import ceiling_round_seconds  # noqa: E402
 
 MECHANISMS = ("first_price", "second_price", "gsp", "vcg")
 POSITION = ("gsp", "vcg")
@@ -65,10 +74,12 @@ BUDGET_LOW, BUDGET_HIGH = 1e3, 2e3
 FULL_SIZES, FULL_BIDDERS, FULL_AUCTIONS = (10**5, 10**6, 10**7), (2, 8, 32), 10**6
 QUICK_SIZES, QUICK_BIDDERS, QUICK_AUCTIONS = (10**5, 10**6), (8,), 2 * 10**5
 
-TARGET_BIDS_PER_S = 100e6  # at TARGET_AGENTS agents and TARGET_BIDDERS bidders, one core
-TARGET_POSITION_BIDS_PER_S = 50e6  # GSP and VCG at 3 slots
-TARGET_AGENTS, TARGET_BIDDERS = 10**6, 8
-TARGET_SPEEDUP = 4.0  # over numpy, on every measured row
+TARGET_AGENTS, TARGET_BIDDERS = 10**6, 8  # where the one-thread targets are read
+TARGET_SINGLE_OF_CEILING = 0.75  # single item, one thread, share of the ceiling round
+TARGET_POSITION_OF_CEILING = 0.6  # GSP and VCG (3 slots), one thread, share of the GSP ceiling round
+TARGET_POSITION_SPEEDUP = 3.0  # GSP and VCG over numpy
+TARGET_THREADS_SPEEDUP = {10**7: 1.5, 10**6: 1.3}  # all threads vs one (second price), exact mode
+TARGET_BIG_AGENTS, TARGET_BIG_BIDS_PER_S = 10**7, 70e6  # second price on all threads
 TARGET_MEMORY_AGENTS, TARGET_MEMORY_BYTES = 10**7, 1e9
 
 NOTES = (
@@ -77,8 +88,11 @@ NOTES = (
     "numpy: one vectorised round; bids are capped by the budget left at the start of the round "
     "and spend is charged once at its end, not auction by auction; an agent may be drawn twice "
     "into one auction; so it does strictly less work than bidscape.",
-    "Both: best of the timed rounds after one warm-up round (compilation excluded), random "
-    "numbers included, one thread. Ratio = bidscape bids/s / numpy bids/s.",
+    "ceiling: the bare round of benchmarks/ceiling.py (hash draws, participants with repetition, one "
+    "8-byte gather per bid, spend charged at round end); GSP's ceiling for GSP and VCG.",
+    "All: best of the timed rounds after one warm-up round (compilation excluded), random numbers "
+    "included. x numpy = bidscape / numpy; of ceiling = bidscape / ceiling, both on one thread; "
+    "threads = bidscape on all threads / bidscape on one.",
     "Memory: peak resident set (VmHWM) of a fresh process that imports bidscape, builds the "
     "market and plays one round (second price, K=8); MB = 1e6 bytes.",
 )
@@ -121,10 +135,13 @@ def best_time(play_round, repeats: int) -> float:
 # ---- bidscape ----
 
 def bidscape_round_seconds(mechanism: str, agents: int, bidders: int, auctions: int,
-                           repeats: int, seed: int) -> float:
+                           repeats: int, seed: int, threads: int = 1) -> float:
     scenario = benchmark_scenario(mechanism, agents, bidders, auctions, repeats + 1, seed)
-    simulation = Simulation(scenario)
-    return best_time(simulation.step, repeats)
+    simulation = Simulation(scenario, threads=threads)
+    try:
+        return best_time(simulation.step, repeats)
+    finally:
+        simulation.close()
 
 
 # ---- numpy baseline ----
@@ -192,6 +209,9 @@ def numpy_position_round(market: NumpyMarket, rng: np.random.Generator, mechanis
     ctrs = np.array(SLOT_CTRS)
     slots = ctrs.size
     bids = np.where(bids >= reserve, bids, 0.0)
+    if bids.shape[1] < slots + 1:  # fewer bidders than slots + 1: empty places bid 0 (agent 0, never filled)
+        pad = ((0, 0), (0, slots + 1 - bids.shape[1]))
+        bids, participants, base_values = (np.pad(x, pad) for x in (bids, participants, base_values))
     top = np.argpartition(-bids, slots, axis=1)[:, :slots + 1]
     order = np.take_along_axis(top, np.argsort(-np.take_along_axis(bids, top, axis=1), axis=1), axis=1)
     ranked = np.take_along_axis(bids, order, axis=1)  # [n, S+1], best first
@@ -244,6 +264,7 @@ def memory_child(agents: int, auctions: int, seed: int) -> None:
     after_imports = peak_rss_bytes()
     simulation = Simulation(benchmark_scenario("second_price", agents, 8, auctions, 1, seed))
     simulation.step()
+    simulation.close()
     print(json.dumps({"agents": agents, "imports_bytes": after_imports, "peak_bytes": peak_rss_bytes()}))
 
 
@@ -265,38 +286,57 @@ class ThroughputRow:
     agents: int
     bidders: int
     auctions: int
+    threads: int
     bidscape_seconds: float
     numpy_seconds: float
+    ceiling_seconds: float
+    bidscape_threaded_seconds: float | None  # None when only one thread is available
+    ceiling_threaded_seconds: float | None
+
+    def bids_per_s(self, seconds: float | None) -> float | None:
+        return None if seconds is None else self.auctions * self.bidders / seconds
 
     @property
     def bidscape_bids_per_s(self) -> float:
-        return self.auctions * self.bidders / self.bidscape_seconds
-
-    @property
-    def bidscape_auctions_per_s(self) -> float:
-        return self.auctions / self.bidscape_seconds
-
-    @property
-    def numpy_bids_per_s(self) -> float:
-        return self.auctions * self.bidders / self.numpy_seconds
+        return self.bids_per_s(self.bidscape_seconds)
 
     @property
     def ratio(self) -> float:
+        """bidscape over numpy, one thread."""
         return self.numpy_seconds / self.bidscape_seconds
+
+    @property
+    def of_ceiling(self) -> float:
+        return self.ceiling_seconds / self.bidscape_seconds
+
+    @property
+    def threads_speedup(self) -> float | None:
+        return None if self.bidscape_threaded_seconds is None else self.bidscape_seconds / self.bidscape_threaded_seconds
 
     def to_json(self) -> dict:
         return {**asdict(self), "bidscape_bids_per_s": self.bidscape_bids_per_s,
-                "bidscape_auctions_per_s": self.bidscape_auctions_per_s,
-                "numpy_bids_per_s": self.numpy_bids_per_s, "ratio": self.ratio}
+                "bidscape_threaded_bids_per_s": self.bids_per_s(self.bidscape_threaded_seconds),
+                "numpy_bids_per_s": self.bids_per_s(self.numpy_seconds),
+                "ceiling_bids_per_s": self.bids_per_s(self.ceiling_seconds),
+                "ceiling_threaded_bids_per_s": self.bids_per_s(self.ceiling_threaded_seconds),
+                "x_numpy": self.ratio, "of_ceiling": self.of_ceiling, "threads_speedup": self.threads_speedup}
 
 
 def measure_throughput(mechanism: str, agents: int, bidders: int, auctions: int, repeats: int,
-                       seed: int) -> ThroughputRow:
-    bidscape = bidscape_round_seconds(mechanism, agents, bidders, auctions, repeats, seed)
-    gc.collect()
-    baseline = numpy_round_seconds(mechanism, agents, bidders, auctions, repeats, seed)
-    gc.collect()
-    return ThroughputRow(mechanism, agents, bidders, auctions, bidscape, baseline)
+                       seed: int, threads: int) -> ThroughputRow:
+    timed = {}
+    for name, measure in (
+            ("bidscape", lambda: bidscape_round_seconds(mechanism, agents, bidders, auctions, repeats, seed)),
+            ("numpy", lambda: numpy_round_seconds(mechanism, agents, bidders, auctions, repeats, seed)),
+            ("ceiling", lambda: ceiling_round_seconds(mechanism, agents, bidders, auctions, 1, repeats, seed)),
+            ("bidscape_threaded", lambda: bidscape_round_seconds(mechanism, agents, bidders, auctions, repeats,
+                                                                 seed, threads) if threads > 1 else None),
+            ("ceiling_threaded", lambda: ceiling_round_seconds(mechanism, agents, bidders, auctions, threads,
+                                                               repeats, seed) if threads > 1 else None)):
+        timed[name] = measure()
+        gc.collect()
+    return ThroughputRow(mechanism, agents, bidders, auctions, threads, timed["bidscape"], timed["numpy"],
+                         timed["ceiling"], timed["bidscape_threaded"], timed["ceiling_threaded"])
 
 
 # ---- targets ----
@@ -308,38 +348,45 @@ class Target:
     met: bool | None  # None: not measured in this run
 
 
+def _at(rows: list[ThroughputRow], mechanisms, agents: int = TARGET_AGENTS) -> list[ThroughputRow]:
+    return [r for r in rows if r.agents == agents and r.bidders == TARGET_BIDDERS and r.mechanism in mechanisms]
+
+
 def check_targets(rows: list[ThroughputRow], memory: list[dict]) -> list[Target]:
-    speeds = []
-    for kinds, goal, label in ((MECHANISMS[:2], TARGET_BIDS_PER_S, "single item"),
-                               (POSITION, TARGET_POSITION_BIDS_PER_S, "GSP/VCG, 3 slots")):
-        at_target = [r for r in rows if r.agents == TARGET_AGENTS and r.bidders == TARGET_BIDDERS
-                     and r.mechanism in kinds]
-        speed_name = (f">= {goal / 1e6:.0f} M bids/s at {count_label(TARGET_AGENTS)} agents, "
-                      f"K={TARGET_BIDDERS}, one core ({label})")
-        if at_target:
-            measured = ", ".join(f"{r.mechanism} {r.bidscape_bids_per_s / 1e6:.0f}" for r in at_target)
-            speeds.append(Target(speed_name, measured + " M bids/s",
-                                 all(r.bidscape_bids_per_s >= goal for r in at_target)))
-        else:
-            speeds.append(Target(speed_name, "not measured", None))
-
-    speedup_name = f">= {TARGET_SPEEDUP:g}x numpy on every row"
-    if rows:
-        worst = min(rows, key=lambda r: r.ratio)
-        speedup = Target(speedup_name, f"min {worst.ratio:.1f}x ({worst.mechanism}, "
-                                       f"{count_label(worst.agents)} agents, K={worst.bidders})",
-                         worst.ratio >= TARGET_SPEEDUP)
-    else:
-        speedup = Target(speedup_name, "not measured", None)
-
+    where = f"{count_label(TARGET_AGENTS)} agents, K={TARGET_BIDDERS}, one thread"
+    targets = []
+    single = _at(rows, MECHANISMS[:2])
+    name = f"single item >= {TARGET_SINGLE_OF_CEILING:g} of the ceiling round ({where})"
+    targets.append(Target(name, ", ".join(f"{r.mechanism} {r.of_ceiling:.2f} ({r.bidscape_bids_per_s / 1e6:.0f} "
+                                          f"of {r.bids_per_s(r.ceiling_seconds) / 1e6:.0f} M bids/s)" for r in single)
+                          or "not measured",
+                          all(r.of_ceiling >= TARGET_SINGLE_OF_CEILING for r in single) if single else None))
+    position = _at(rows, POSITION)
+    name = (f"GSP/VCG >= {TARGET_POSITION_OF_CEILING:g} of the GSP ceiling and >= {TARGET_POSITION_SPEEDUP:g}x "
+            f"numpy ({where})")
+    targets.append(Target(name, ", ".join(f"{r.mechanism} {r.of_ceiling:.2f}, {r.ratio:.1f}x" for r in position)
+                          or "not measured",
+                          all(r.of_ceiling >= TARGET_POSITION_OF_CEILING and r.ratio >= TARGET_POSITION_SPEEDUP
+                              for r in position) if position else None))
+    for agents, goal in sorted(TARGET_THREADS_SPEEDUP.items(), reverse=True):
+        found = [r for r in _at(rows, ("second_price",), agents) if r.threads_speedup is not None]
+        name = f"all threads >= {goal:g}x one thread, exact (second price, {count_label(agents)} agents, K=8)"
+        targets.append(Target(name, ", ".join(f"{r.threads_speedup:.2f}x on {r.threads} threads" for r in found)
+                              or "not measured", all(r.threads_speedup >= goal for r in found) if found else None))
+    found = [r for r in _at(rows, ("second_price",), TARGET_BIG_AGENTS) if r.bidscape_threaded_seconds is not None]
+    name = f">= {TARGET_BIG_BIDS_PER_S / 1e6:.0f} M bids/s at {count_label(TARGET_BIG_AGENTS)} agents, all threads"
+    targets.append(Target(name, ", ".join(f"{r.bids_per_s(r.bidscape_threaded_seconds) / 1e6:.0f} M bids/s"
+                                          for r in found) or "not measured",
+                          all(r.bids_per_s(r.bidscape_threaded_seconds) >= TARGET_BIG_BIDS_PER_S for r in found)
+                          if found else None))
     memory_name = f"{count_label(TARGET_MEMORY_AGENTS)} agents < {TARGET_MEMORY_BYTES / 1e9:g} GB peak"
     largest = [m for m in memory if m["agents"] == TARGET_MEMORY_AGENTS]
     if largest:
         peak = largest[0]["peak_bytes"]
-        footprint = Target(memory_name, f"{peak / 1e6:.0f} MB", peak < TARGET_MEMORY_BYTES)
+        targets.append(Target(memory_name, f"{peak / 1e6:.0f} MB", peak < TARGET_MEMORY_BYTES))
     else:
-        footprint = Target(memory_name, "not measured", None)
-    return [*speeds, speedup, footprint]
+        targets.append(Target(memory_name, "not measured", None))
+    return targets
 
 
 # ---- output ----
@@ -354,15 +401,20 @@ def count_label(n: int) -> str:
 
 
 def throughput_table(rows: list[ThroughputRow], auctions: int, repeats: int) -> Table:
-    table = Table(title=f"Full-round throughput: {count_label(auctions)} auctions per round, "
-                        f"best of {repeats} rounds, one thread", box=TABLE_BOX)
-    for header in ("mechanism", "agents", "K", "bidscape M bids/s", "bidscape M auctions/s",
-                   "numpy M bids/s", "ratio"):
+    threads = max((r.threads for r in rows), default=1)
+    table = Table(title=f"Full-round throughput: {count_label(auctions)} auctions per round, best of {repeats} "
+                        f"rounds; M bids/s on one thread, and on {threads}", box=TABLE_BOX)
+    for header in ("mechanism", "agents", "K", "bidscape", "numpy", "ceiling", "x numpy", "of ceiling",
+                   f"bidscape {threads}t", f"ceiling {threads}t", "threads"):
         table.add_column(header, justify="left" if header == "mechanism" else "right")
+
+    def speed(seconds, r):
+        return "-" if seconds is None else f"{r.bids_per_s(seconds) / 1e6:.1f}"
     for r in rows:
-        table.add_row(r.mechanism, count_label(r.agents), str(r.bidders),
-                      f"{r.bidscape_bids_per_s / 1e6:.1f}", f"{r.bidscape_auctions_per_s / 1e6:.2f}",
-                      f"{r.numpy_bids_per_s / 1e6:.1f}", f"{r.ratio:.1f}x")
+        table.add_row(r.mechanism, count_label(r.agents), str(r.bidders), speed(r.bidscape_seconds, r),
+                      speed(r.numpy_seconds, r), speed(r.ceiling_seconds, r), f"{r.ratio:.1f}x", f"{r.of_ceiling:.2f}",
+                      speed(r.bidscape_threaded_seconds, r), speed(r.ceiling_threaded_seconds, r),
+                      "-" if r.threads_speedup is None else f"{r.threads_speedup:.2f}x")
     return table
 
 
@@ -426,6 +478,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mechanisms", nargs="+", choices=MECHANISMS, default=list(MECHANISMS))
     parser.add_argument("--repeats", type=count, default=3, help="timed rounds; the best counts (default 3)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=count, default=available_threads(),
+                        help="threads of the all-threads columns (default: every core, here %(default)s)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also save the results as JSON")
     parser.add_argument("--memory-child", type=count, metavar="A", help=argparse.SUPPRESS)
@@ -452,7 +506,7 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 progress.print(f"[dim]timing {mechanism}, {count_label(agents)} agents, K={bidders}[/dim]")
                 rows.append(measure_throughput(mechanism, agents, bidders, args.auctions,
-                                               args.repeats, args.seed))
+                                               args.repeats, args.seed, args.threads))
     memory = []
     if not args.no_memory:
         for agents in args.sizes:
@@ -473,7 +527,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.json:
         args.json.write_text(json.dumps({
-            "settings": {"auctions": args.auctions, "repeats": args.repeats, "seed": args.seed,
+            "settings": {"auctions": args.auctions, "repeats": args.repeats, "seed": args.seed, "threads": args.threads,
                          "sizes": args.sizes, "bidders": args.bidders, "mechanisms": args.mechanisms,
                          "reserve": RESERVE, "budget": [BUDGET_LOW, BUDGET_HIGH],
                          "values_lognormal": [VALUE_MEAN_LOG, VALUE_SIGMA_LOG]},

@@ -97,8 +97,13 @@ def default_output_folder(name: str, root: str | Path = "runs") -> Path:
 
 
 def run(scenario: Scenario | str | Path, out: Optional[str | Path] = None, *, overwrite: bool = False,
-        seed: Optional[int] = None, progress: bool = False, size_check: bool = True) -> Run:
+        seed: Optional[int] = None, progress: bool = False, size_check: bool = True,
+        threads: Optional[int] = None) -> Run:
     """Run a scenario to completion and return its output folder as a ``Run``.
+
+    ``threads``: how many threads clear the auctions (default: every core this process may
+    use; exact clearing uses at most two, ``bidscape.engine.pipeline``). Outputs are the same
+    bytes whatever it is.
 
     A run that cannot fit in memory is refused before it starts (an ``InputError`` with the
     estimate, ``bidscape.sizing``); ``size_check=False`` tries anyway.
@@ -116,10 +121,10 @@ def run(scenario: Scenario | str | Path, out: Optional[str | Path] = None, *, ov
         check_fits(scenario)
     if out is None:
         out = Path(tempfile.mkdtemp(prefix=f"bidscape-{scenario.run.name}-"))
-    return _play(scenario, Path(out), overwrite=overwrite, progress=progress)
+    return _play(scenario, Path(out), overwrite=overwrite, progress=progress, threads=threads)
 
 
-def resume(folder: str | Path, *, progress: bool = False) -> Run:
+def resume(folder: str | Path, *, progress: bool = False, threads: Optional[int] = None) -> Run:
     """Finish an interrupted run (killed, or stopped by a signal) in its own folder.
 
     The rounds it finished are played again without being written (every random number is
@@ -134,16 +139,16 @@ def resume(folder: str | Path, *, progress: bool = False) -> Run:
         raise InputError(Problem("--resume", f"'{folder}' is not an auction run folder ({state.reason or state.status})",
                                  "point --resume to the folder of an interrupted `bidscape run`"))
     scenario = Scenario.from_dict(state.manifest["scenario"], source=str(folder / MANIFEST_FILE))
-    return _play(scenario, folder, progress=progress, resume=True)
+    return _play(scenario, folder, progress=progress, resume=True, threads=threads)
 
 
 def _play(scenario: Scenario, out: Path, *, overwrite: bool = False, progress: bool = False,
-          resume: bool = False) -> Run:
+          resume: bool = False, threads: Optional[int] = None) -> Run:
     names = [p.name for p in scenario.populations]
     channels = tuple(c.name for c in scenario.resolved_channels())
     with stop_on_signals(), Recorder(out, scenario.to_dict(), names, __version__, overwrite, channels,
                                      strategy_tables(scenario), resume=resume) as recorder:
-        simulation = Simulation(scenario)
+        simulation = Simulation(scenario, threads=threads)
         try:
             totals = RunTotals(simulation)
             with _progress_bar(scenario, progress) as advance:

@@ -36,6 +36,9 @@ SetOption = typer.Option(None, "--set", metavar="KEY.PATH=VALUE",
                          help="Override a scenario field, e.g. --set run.rounds=10 (repeatable).")
 SizeCheckOption = typer.Option(True, "--size-check/--no-size-check",
                                help="Refuse a run that cannot fit in memory (the default); --no-size-check tries anyway.")
+ThreadsOption = typer.Option(None, "--threads", min=1, metavar="N", show_default=False,
+                             help="Threads that clear the auctions (default: every core; exact clearing uses at most "
+                             "2). Outputs are the same bytes whatever N is.")
 
 
 @app.command()
@@ -45,12 +48,13 @@ def demo(
     overwrite: bool = typer.Option(False, help="Replace an existing run folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     size_check: bool = SizeCheckOption,
+    threads: Optional[int] = ThreadsOption,
 ) -> None:
     """Run the built-in demo: a day of budget pacing on a second-price exchange."""
     scenario = Scenario.from_toml(str(DEMO_SCENARIO), overrides)
     console.print(f"[bold]bidscape demo[/]: {_describe(scenario)}")
     _check_size(scenario, size_check)
-    result = _run(scenario, out, overwrite, quiet)
+    result = _run(scenario, out, overwrite, quiet, threads)
     _print_findings(result)
 
 
@@ -70,6 +74,7 @@ def run(
                                           help="Finish the interrupted run in DIR (killed, or stopped by Ctrl-C or a "
                                           "signal) from its last whole round; no scenario file then."),
     size_check: bool = SizeCheckOption,
+    threads: Optional[int] = ThreadsOption,
 ) -> None:
     """Run one scenario (an auction market, or a market game with a `market_game` table) and write its output folder."""
     settings = list(overrides or []) + ([f"run.seed={seed}"] if seed is not None else [])
@@ -77,7 +82,7 @@ def run(
 
     if resume is not None:
         with user_base_url(llm_base_url):
-            _resume(resume, scenario_file, out, settings, overwrite, quiet)
+            _resume(resume, scenario_file, out, settings, overwrite, quiet, threads)
         return
     if scenario_file is None:
         raise InputError(Problem("SCENARIO.toml", "no scenario file given",
@@ -99,7 +104,7 @@ def run(
     console.print(f"[bold]{escape(scenario.run.name)}[/]: {_describe(scenario)}")
     _check_size(scenario, size_check)
     with user_base_url(llm_base_url):
-        _run(scenario, out, overwrite, quiet)
+        _run(scenario, out, overwrite, quiet, threads)
 
 
 @app.command()
@@ -148,11 +153,12 @@ def list_entries(
 
 # ---- helpers ----
 
-def _run(scenario: Scenario, out: Optional[Path], overwrite: bool, quiet: bool):
+def _run(scenario: Scenario, out: Optional[Path], overwrite: bool, quiet: bool, threads: Optional[int] = None):
     from bidscape.api import default_output_folder, run
 
     out = out or default_output_folder(scenario.run.name)
-    return _report(run(scenario, out=out, overwrite=overwrite, progress=not quiet, size_check=False))  # checked
+    return _report(run(scenario, out=out, overwrite=overwrite, progress=not quiet, size_check=False,  # checked
+                       threads=threads))
 
 
 def _check_size(scenario, size_check: bool, quiet: bool = False):
@@ -187,7 +193,7 @@ def _dashboard_hint() -> str:
 
 
 def _resume(folder: Path, scenario_file: Optional[Path], out: Optional[Path], settings: list[str], overwrite: bool,
-            quiet: bool) -> None:
+            quiet: bool, threads: Optional[int] = None) -> None:
     """``bidscape run --resume DIR``: the scenario, seed and folder are the interrupted run's own."""
     from bidscape.api import resume
 
@@ -196,7 +202,7 @@ def _resume(folder: Path, scenario_file: Optional[Path], out: Optional[Path], se
     if clashing:
         raise InputError(Problem("--resume", f"cannot be combined with {', '.join(clashing)}",
                                  "a resumed run keeps its own scenario, seed and folder: give only --resume DIR"))
-    result = resume(folder, progress=not quiet)
+    result = resume(folder, progress=not quiet, threads=threads)
     console.print(f"[bold]resumed[/] {escape(str(folder))} from round {result.manifest['resumed'][-1]['at_round']}")
     _report(result)
 
@@ -350,22 +356,6 @@ app.add_typer(_llm_app, name="llm")
 without_flag_types(app)  # after every command is registered: flags show no <bool> in --help
 
 
-def _click_exceptions() -> tuple[type, ...]:
-    """Click's usage-error classes: typer's vendored copy (newer typer) and/or click itself."""
-    kinds: list[type] = []
-    try:
-        from typer._click.exceptions import ClickException as Vendored
-        kinds.append(Vendored)
-    except ImportError:
-        pass
-    try:
-        from click import ClickException
-        kinds.append(ClickException)
-    except ImportError:
-        pass
-    return tuple(kinds)
-
-
 def main() -> None:
     try:
         code = app(standalone_mode=False)
@@ -377,10 +367,10 @@ def main() -> None:
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
     except Exception as error:  # click usage errors and run failures
-        if isinstance(error, _click_exceptions()):
-            if error.exit_code == 2:  # a usage error: the project's message (option, value, fix)
-                from bidscape.cli_errors import usage_problem
+        from bidscape.cli_errors import click_exceptions, usage_problem
 
+        if isinstance(error, click_exceptions()):
+            if error.exit_code == 2:  # a usage error: the project's message (option, value, fix)
                 usage = InputError(usage_problem(error, sys.argv[1:]))
                 errors.print(f"[bold red]error:[/] {escape(usage.render())}", highlight=False, soft_wrap=True)
             else:

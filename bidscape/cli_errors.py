@@ -105,3 +105,19 @@ def _range(low: Any, high: Any) -> str:
     if high is not None:
         return f" <= {high}"
     return ""
+
+
+def click_exceptions() -> tuple[type, ...]:
+    """Click's usage-error classes: typer's vendored copy (newer typer) and/or click itself."""
+    kinds: list[type] = []
+    try:
+        from typer._click.exceptions import ClickException as Vendored
+        kinds.append(Vendored)
+    except ImportError:
+        pass
+    try:
+        from click import ClickException
+        kinds.append(ClickException)
+    except ImportError:
+        pass
+    return tuple(kinds)

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bidscape
-from bidscape.engine import kernel, rng
+from bidscape.engine import draws, kernel, rng
 from bidscape.engine.rng import (auction_key, draw_u64, mix64, py_auction_key, py_draw_u64, py_mix64,
                                  py_round_key, round_key)
 from bidscape.markets.distributions import Constant, Uniform
@@ -56,7 +56,7 @@ def one_population(n_agents, bidders, value=None, n=50, reserve=0.0, budget=math
 
 def test_many_bidders_use_the_mark_path_and_match_reference():
     """Above SCAN_DEDUP_MAX bidders, duplicates are found with marks; same draws as the scan."""
-    instance = one_population(40, kernel.SCAN_DEDUP_MAX + 9, reserve=0.1)
+    instance = one_population(40, draws.SCAN_DEDUP_MAX + 9, reserve=0.1)
     for name in ("second_price", "gsp"):
         assert check_instance(MECHANISMS.get(name), instance) == []
 

@@ -21,20 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from bidscape.engine.kernel import (
-    LOOKAHEAD,
-    REMAINING,
-    RING,
-    RULE_RESERVE,
-    RULE_SOFT_FLOOR,
-    SECOND_W,
-    TOP_W,
-    VALUE_SCALE,
-    draw_participants,
-    draw_value,
-    eligible_agents,
-    takes_part,
-)
+from bidscape.engine.draws import LOOKAHEAD, RING, draw_participants, draw_value, eligible_agents
+from bidscape.engine.kernel import REMAINING, RULE_RESERVE, RULE_SOFT_FLOOR, SCALE, SECOND_W, TOP_W, takes_part
 from bidscape.engine.prefetch import prefetch_item, prefetch_row
 from bidscape.engine.rng import auction_key
 
@@ -106,7 +94,7 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
             agent = ring[offset + j]
             if participation is not None and not takes_part(key, agent, participation):
                 continue
-            value = outcome_state[agent, VALUE_SCALE] * draw_value(key, j, p, value_tables)
+            value = bid_state[agent, SCALE] * draw_value(key, j, p, value_tables)
             competing = second_bid[r] if winner[r] == agent else top_bid[r]
             _add(rule, all_pay, agent, agent - row_base[p], grids[g], arms[g], value, competing, bid_state,
                  personal, utility, taken)
@@ -127,7 +115,7 @@ def counterfactual_all(rule, all_pay, key_of_round, first_auction, n_auctions, r
             for agent in range(ranges[q, 0], ranges[q, 0] + ranges[q, 1]):
                 if participation is not None and not takes_part(key, agent, participation):
                     continue
-                value = outcome_state[agent, VALUE_SCALE] * draw_value(key, agent, p, value_tables)
+                value = bid_state[agent, SCALE] * draw_value(key, agent, p, value_tables)
                 competing = second_bid[r] if winner[r] == agent else top_bid[r]
                 _add(rule, all_pay, agent, agent - row_base[p], grids[g], arms[g], value, competing, bid_state,
                      personal, utility, taken)

@@ -10,8 +10,8 @@ State layout (struct of arrays, one row per agent, agents of all populations con
   otherwise, and numba compiles it out): ``personal`` the agents' personal reserves,
   ``cap`` a channel's remaining budgets, ``participation`` throttling probabilities,
   ``group`` coordination groups.
-- ``outcome_state[A, 5]`` (one per channel): ``[value_scale, spend, wins, value, clicks]``
-  of the current round, touched only for winners, in a second pass.
+- ``outcome_state[A, 4]`` (one per channel): ``[spend, wins, value, clicks]`` of the
+  current round, touched only for winners, in a second pass.
 
 A bid is ``min(bid_factor * v, remaining_budget[, channel_cap])`` where ``v`` is the
 bidder's base value for the auction (drawn from its population's quantile table); its
@@ -45,128 +45,20 @@ each tied bidder gets a hashed random priority and the highest priority wins.
 from __future__ import annotations
 
 import numpy as np
-from numba import int64, njit
+from numba import njit
 
+from bidscape.engine.draws import BLOCK, LOOKAHEAD, draw_auctions, draw_value, eligible_agents
 from bidscape.engine.prefetch import prefetch_row
-from bidscape.engine.rng import (
-    STREAM_PARTICIPANT,
-    STREAM_SAMPLE,
-    STREAM_THROTTLE,
-    STREAM_TIE,
-    STREAM_VALUE,
-    auction_key,
-    draw_u64,
-    to_unit,
-)
+from bidscape.engine.rng import STREAM_SAMPLE, STREAM_THROTTLE, STREAM_TIE, auction_key, draw_u64, to_unit
 
 BID_FACTOR, REMAINING, SCALE, QUALITY = 0, 1, 2, 3
 BID_COLUMNS = 4  # 32 bytes: two rows per cache line
-VALUE_SCALE, SPEND, WINS, VALUE, CLICKS = 0, 1, 2, 3, 4
-OUTCOME_COLUMNS = 5
+SPEND, WINS, VALUE, CLICKS = 0, 1, 2, 3
+OUTCOME_COLUMNS = 4
 
 # single-item price rule (SingleItemAuction.rule)
 TOP_W, SECOND_W, THIRD_W, RULE_RESERVE, RULE_SOFT_FLOOR = 0, 1, 2, 3, 4
 
-LOOKAHEAD = 8  # auctions drawn (and prefetched) ahead of the one being cleared (the replay's ring)
-RING = 16  # slots of the participant ring buffer, > LOOKAHEAD
-SCAN_DEDUP_MAX = 16  # above this many bidders, duplicates are found with a mark array
-BLOCK = 256  # auctions whose participants and values are drawn in one pass before they are cleared
-
-
-@njit(cache=True, inline="always")
-def draw_value(key_of_auction, slot, population, value_tables):
-    intervals = value_tables.shape[1] - 1
-    x = to_unit(draw_u64(key_of_auction, STREAM_VALUE, slot)) * intervals
-    k = int64(x)
-    low = value_tables[population, k]
-    return low + (x - k) * (value_tables[population, k + 1] - low)
-
-
-@njit(cache=True, inline="always")
-def eligible_agents(ranges):
-    total = 0
-    for q in range(ranges.shape[0]):
-        total += ranges[q, 1]
-    return total
-
-
-@njit(cache=True, inline="always")
-def _agent_at(index, ranges):
-    """The agent at position ``index`` of the concatenated ranges, and its population."""
-    for q in range(ranges.shape[0] - 1):
-        if index < ranges[q, 1]:
-            return ranges[q, 0] + index, ranges[q, 2]
-        index -= ranges[q, 1]
-    last = ranges.shape[0] - 1
-    return ranges[last, 0] + index, ranges[last, 2]
-
-
-@njit(cache=True, inline="always")
-def draw_participants(key_of_auction, n_eligible, ranges, bidders, ring, ring_population, offset,
-                      marked, bid_state):
-    """Fill ``ring[offset:offset+bidders]`` with distinct agents and prefetch their rows.
-
-    Slot ``j`` tries draws ``j, j + bidders, j + 2 * bidders, ...`` of the participant
-    stream until it hits an agent not yet in the auction.
-    """
-    use_marks = bidders > SCAN_DEDUP_MAX
-    for j in range(bidders):
-        attempt = j
-        while True:
-            index = int64(to_unit(draw_u64(key_of_auction, STREAM_PARTICIPANT, attempt)) * n_eligible)
-            agent, population = _agent_at(index, ranges)
-            if use_marks:
-                duplicate = marked[agent] != 0
-            else:
-                duplicate = False
-                for q in range(j):
-                    duplicate |= ring[offset + q] == agent
-            if not duplicate:
-                break
-            attempt += bidders
-        ring[offset + j] = agent
-        ring_population[offset + j] = population
-        if use_marks:
-            marked[agent] = 1
-        prefetch_row(bid_state, agent)
-    if use_marks:
-        for j in range(bidders):
-            marked[ring[offset + j]] = 0
-
-
-@njit(cache=True, inline="always")
-def _first_attempts(key_of_auction, n_eligible, ranges, bidders, who, population, base):
-    """Every slot's first draw; True when two slots drew the same agent (then redraw in order)."""
-    for j in range(bidders):
-        index = int64(to_unit(draw_u64(key_of_auction, STREAM_PARTICIPANT, j)) * n_eligible)
-        who[base + j], population[base + j] = _agent_at(index, ranges)
-    clash = False
-    for j in range(1, bidders):
-        for q in range(j):
-            clash |= who[base + q] == who[base + j]
-    return clash
-
-
-@njit(cache=True, inline="always")
-def draw_block(key_of_round, first, count, bidders, n_eligible, ranges, value_tables, bid_state, marked,
-               who, population, values):
-    """Participants and base values of auctions ``first .. first + count - 1``, their rows prefetched.
-
-    Slot ``j`` of auction ``b`` is ``who[b * bidders + j]`` (of ``population[...]``) with base
-    value ``values[...]``. Drawing a block in one pass, apart from clearing it, keeps the
-    hashing free of the clearing's dependencies, and the prefetched rows (32 bytes each, a
-    block's worth fits in L2) arrive before the clearing pass reads them. Draws are those
-    of ``draw_participants``: when no two slots' first draws clash (almost always), every
-    slot keeps its first draw, which is what the slot-by-slot procedure gives too.
-    """
-    for b in range(count):
-        key = auction_key(key_of_round, first + b)
-        base = b * bidders
-        if bidders > SCAN_DEDUP_MAX or _first_attempts(key, n_eligible, ranges, bidders, who, population, base):
-            draw_participants(key, n_eligible, ranges, bidders, who, population, base, marked, bid_state)
-        for j in range(bidders):
-            prefetch_row(bid_state, who[base + j])
-            values[base + j] = draw_value(key, j, population[base + j], value_tables)
 
 
 @njit(cache=True, inline="always")
@@ -269,6 +161,61 @@ def _all_pay_losers(rule, agents, bids, offset, count, winner_agent, bid_state, 
     return paid
 
 
+@njit(cache=True, nogil=True)
+def clear_drawn(rule, key_of_round, first_auction, start, count, bidders, who, drawn, ahead, bid_state,
+                winner, price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal,
+                participation, third_bid, losers, group):
+    """Clear auctions ``start .. start + count - 1`` of the batch, drawn into ``who`` and ``drawn``.
+
+    Releases the GIL: ``clear_sampled`` calls it block by block, and the two-thread pipeline
+    (``bidscape.engine.pipeline``) chunk by chunk while another thread draws the next chunk;
+    then ``ahead`` > 0 prefetches the rows of the auction that many ahead, which were drawn
+    on the other core. One compiled function serves both (compiling is most of the test suite).
+    """
+    bids = np.empty(bidders)
+    values = np.empty(bidders)
+    for b in range(count):
+        if ahead > 0 and b + ahead < count:  # rows drawn on another thread are not in this core's cache
+            for j in range(bidders):
+                prefetch_row(bid_state, who[(b + ahead) * bidders + j])
+        r = start + b
+        offset = b * bidders
+        key = np.uint64(0)
+        if participation is not None:
+            key = auction_key(key_of_round, first_auction + r)
+        top = 0.0
+        second = 0.0
+        third = 0.0
+        best = -1
+        best_value = 0.0
+        possible = 0.0
+        for j in range(bidders):
+            agent = who[offset + j]
+            v = drawn[offset + j]
+            bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
+            possible = max(possible, bid_state[agent, SCALE] * v)
+            if losers is not None or group is not None:
+                bids[j] = bid
+            if group is not None:
+                values[j] = v
+            else:  # branchless top two (three)
+                top, second, third, best, best_value = _rank_in(j, bid, v, top, second, third, best,
+                                                                best_value, third_bid)
+        if group is not None:
+            _coordinate(who, offset, bidders, bids, group)
+            for j in range(bidders):
+                top, second, third, best, best_value = _rank_in(j, bids[j], values[j], top, second, third,
+                                                                best, best_value, third_bid)
+        efficient[r] = possible
+        agent = who[offset + best] if best >= 0 else -1
+        _settle(rule, r, agent, top, second, third, best_value, bid_state, cap, personal,
+                winner, price, top_bid, second_bid, winner_value)
+        if losers is not None:
+            others_paid[r] = _all_pay_losers(rule, who, bids, offset, bidders, winner[r], bid_state, cap, losers)
+        else:
+            others_paid[r] = 0.0
+
+
 @njit(cache=True)
 def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state, value_tables, marked,
                   winner, price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal,
@@ -283,53 +230,16 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
     go to, ``group`` per-agent groups (-1 = none) whose members never bid against each
     other (only a group's highest bid in an auction counts).
     """
-    n_eligible = eligible_agents(ranges)
     who = np.empty(BLOCK * bidders, np.int64)
     population = np.empty(BLOCK * bidders, np.int64)
     drawn = np.empty(BLOCK * bidders)
-    bids = np.empty(bidders)
-    values = np.empty(bidders)
     for start in range(0, n_auctions, BLOCK):
         count = min(BLOCK, n_auctions - start)
-        draw_block(key_of_round, first_auction + start, count, bidders, n_eligible, ranges, value_tables, bid_state,
-                   marked, who, population, drawn)
-        for b in range(count):
-            r = start + b
-            offset = b * bidders
-            key = np.uint64(0)
-            if participation is not None:
-                key = auction_key(key_of_round, first_auction + r)
-            top = 0.0
-            second = 0.0
-            third = 0.0
-            best = -1
-            best_value = 0.0
-            possible = 0.0
-            for j in range(bidders):
-                agent = who[offset + j]
-                v = drawn[offset + j]
-                bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
-                possible = max(possible, bid_state[agent, SCALE] * v)
-                if losers is not None or group is not None:
-                    bids[j] = bid
-                if group is not None:
-                    values[j] = v
-                else:  # branchless top two (three)
-                    top, second, third, best, best_value = _rank_in(j, bid, v, top, second, third, best,
-                                                                    best_value, third_bid)
-            if group is not None:
-                _coordinate(who, offset, bidders, bids, group)
-                for j in range(bidders):
-                    top, second, third, best, best_value = _rank_in(j, bids[j], values[j], top, second, third,
-                                                                    best, best_value, third_bid)
-            efficient[r] = possible
-            agent = who[offset + best] if best >= 0 else -1
-            _settle(rule, r, agent, top, second, third, best_value, bid_state, cap, personal,
-                    winner, price, top_bid, second_bid, winner_value)
-            if losers is not None:
-                others_paid[r] = _all_pay_losers(rule, who, bids, offset, bidders, winner[r], bid_state, cap, losers)
-            else:
-                others_paid[r] = 0.0
+        draw_auctions(key_of_round, first_auction + start, count, bidders, ranges, value_tables, bid_state, marked,
+                      who, population, drawn)
+        clear_drawn(rule, key_of_round, first_auction, start, count, bidders, who, drawn, 0, bid_state, winner,
+                    price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal, participation,
+                    third_bid, losers, group)
 
 
 @njit(cache=True)
@@ -390,8 +300,8 @@ def clear_all(rule, key_of_round, first_auction, n_auctions, ranges, bid_state, 
 
 
 @njit(cache=True)
-def accumulate_outcomes(winner, price, winner_value, others_paid, efficient, outcome_state, sold, revenue, welfare,
-                        max_welfare):
+def accumulate_outcomes(winner, price, winner_value, others_paid, efficient, bid_state, outcome_state, sold, revenue,
+                        welfare, max_welfare):
     """Add each sold auction to its winner's round totals and to the running market totals.
 
     Returns the updated ``(sold, revenue, welfare, max_welfare)``. Sums run in auction order across
@@ -406,7 +316,7 @@ def accumulate_outcomes(winner, price, winner_value, others_paid, efficient, out
         revenue += others_paid[r]
         max_welfare += efficient[r]
         if agent >= 0:
-            value = outcome_state[agent, VALUE_SCALE] * winner_value[r]
+            value = bid_state[agent, SCALE] * winner_value[r]
             outcome_state[agent, SPEND] += price[r]
             outcome_state[agent, WINS] += 1.0
             outcome_state[agent, VALUE] += value

@@ -11,6 +11,7 @@ results, since every random number is a hash of (key, round, auction, counter).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -19,6 +20,7 @@ import pyarrow as pa
 
 from bidscape.bidders import STRATEGIES, Strategy
 from bidscape.engine import kernel
+from bidscape.engine.pipeline import Pipeline
 from bidscape.loop import finite, records
 from bidscape.loop.counterfactuals import Counterfactuals
 from bidscape.outputs.recorder import Recorder
@@ -52,6 +54,7 @@ class Simulation:
     """A market evolving round by round; ``step()`` plays one round."""
 
     scenario: Scenario
+    threads: Optional[int] = None  # None: every core this process may use; outputs never depend on it
     state: MarketState = field(init=False)
     strategies: list[Strategy] = field(init=False)
     round: int = field(init=False, default=0)
@@ -61,6 +64,11 @@ class Simulation:
         kernel_seed, market_seed, strategy_seed = root.spawn(3)
         self.run_key = np.uint64(run_key_from_seed(kernel_seed))
         self.state = MarketState.build(self.scenario, market_seed)
+        self.threads = available_threads() if self.threads is None else int(self.threads)
+        if self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+        if self.threads > 1:
+            self.state.pipeline = Pipeline()
         self.strategies = []
         for p, (population, child) in enumerate(
             zip(self.scenario.populations, strategy_seed.spawn(len(self.scenario.populations)))
@@ -84,6 +92,9 @@ class Simulation:
     def close(self) -> None:
         """Let every strategy release what it holds (connections, caches); safe to call twice."""
         errors = []
+        if self.state.pipeline is not None:
+            self.state.pipeline.close()
+            self.state.pipeline = None
         for strategy in self.strategies:
             try:
                 strategy.close()
@@ -232,3 +243,11 @@ def channel_key(key_of_round, channel: int) -> np.uint64:
     if channel == 0:
         return np.uint64(key_of_round)
     return np.uint64(auction_key(np.uint64(key_of_round), np.uint64((1 << 63) + channel)))
+
+
+def available_threads() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)

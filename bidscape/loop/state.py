@@ -1,8 +1,9 @@
 """Market state: struct-of-arrays over all agents, populations as contiguous ranges.
 
-No Python object per agent: an agent is a row index. Memory is about 130 bytes per
-agent and channel (bid state 64, outcome state 40, budget 8, multiplier 8, dedup mark
-1, plus what strategies keep), so 1e7 agents fit in about 1 GB.
+No Python object per agent: an agent is a row index. Memory is about 90 bytes per agent
+(bid state 32, outcome state 32 per channel, budget 8, multiplier 8, value won 8, dedup
+mark 1, plus what strategies keep and personal reserves, throttling or channel budgets
+where a scenario has them).
 
 Each channel (exchange) has its own outcome state, and its own remaining budget per
 agent when some population caps what it may spend there; the total remaining budget in
@@ -17,8 +18,9 @@ from typing import Optional
 import numpy as np
 
 from bidscape.bidders.base import PopulationView, RoundFeedback
+from bidscape.engine.pipeline import Pipeline
 from bidscape.engine.kernel import (BID_COLUMNS, BID_FACTOR, CLICKS, OUTCOME_COLUMNS, QUALITY, REMAINING, SCALE,
-                                    SPEND, VALUE, VALUE_SCALE, WINS)
+                                    SPEND, VALUE, WINS)
 from bidscape.mechanisms.base import KernelMarket
 from bidscape.scenario import Population, ResolvedChannel, Scenario
 
@@ -30,7 +32,7 @@ class MarketState:
     value_tables: np.ndarray  # float64[P, intervals + 1]: per-auction value quantiles
     bid_state: np.ndarray  # float64[A, 4]: bid_factor, remaining_budget, value scale, quality (32 bytes a row)
     channel_names: list[str]
-    channel_outcomes: np.ndarray  # float64[C, A, 5]: value_scale, spend, wins, value, clicks (this round)
+    channel_outcomes: np.ndarray  # float64[C, A, 4]: spend, wins, value, clicks (this round)
     channel_caps: list[Optional[np.ndarray]]  # per channel: float64[A] budget left there, or None (no cap)
     channel_ranges: list[np.ndarray]  # per channel: int64[R, 3] first agent, count, population
     budget: np.ndarray  # float64[A]: per run; inf when unlimited
@@ -40,6 +42,7 @@ class MarketState:
     participation: Optional[np.ndarray] = None  # float64[A] when some strategy throttles, else None
     group: Optional[np.ndarray] = None  # int64[A] coordination groups (-1 none) when some strategy uses them
     grouped: tuple[bool, ...] = ()  # per channel: whether a population bidding there uses groups
+    pipeline: Optional[Pipeline] = None  # a drawing thread (``Simulation(threads=2)``), None: one thread
 
     @classmethod
     def build(cls, scenario: Scenario, seed: np.random.SeedSequence) -> "MarketState":
@@ -57,21 +60,18 @@ class MarketState:
         sizes = [p.size for p in populations]
         start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         n_agents = int(start[-1])
-        value_scale = np.empty(n_agents)
         budget = np.empty(n_agents)
         bid_state = aligned_zeros((n_agents, BID_COLUMNS))  # rows never straddle a cache line
         reserve = np.zeros(n_agents) if any(p.reserve is not None for p in populations) else None
         for population, child, lo, hi in zip(populations, seed.spawn(len(populations)), start[:-1], start[1:]):
             rng = np.random.default_rng(child)
-            value_scale[lo:hi] = population.value_scale.sample(rng, population.size)
+            bid_state[lo:hi, SCALE] = population.value_scale.sample(rng, population.size)
             budget[lo:hi] = population.budget.sample(rng, population.size) if population.budget else np.inf
             bid_state[lo:hi, QUALITY] = population.quality.sample(rng, population.size)
             if population.reserve is not None:
                 reserve[lo:hi] = population.reserve.sample(rng, population.size)
         bid_state[:, REMAINING] = budget
-        bid_state[:, SCALE] = value_scale
         outcomes = np.zeros((len(channels), n_agents, OUTCOME_COLUMNS))
-        outcomes[:, :, VALUE_SCALE] = value_scale
         caps = [_caps(c, populations, start, budget) for c in channels]
         if any(kind.uses_channel_caps for kind in kinds):
             caps = [np.full(n_agents, np.inf) if cap is None else cap for cap in caps]
@@ -97,7 +97,8 @@ class MarketState:
         # groups only where a grouping population bids: other channels may run any mechanism
         group = self.group if self.grouped and self.grouped[c] else None
         return KernelMarket(self.channel_ranges[c], self.bid_state, self.channel_caps[c], self.channel_outcomes[c],
-                            self.value_tables, self.marked, self.reserve, self.participation, group)
+                            self.value_tables, self.marked, self.reserve, self.participation, group,
+                            self.pipeline)
 
     @property
     def n_agents(self) -> int:
@@ -113,7 +114,7 @@ class MarketState:
 
     @property
     def value_scale(self) -> np.ndarray:
-        return self.channel_outcomes[0, :, VALUE_SCALE]
+        return self.bid_state[:, SCALE]
 
     @property
     def quality(self) -> np.ndarray:
@@ -181,7 +182,7 @@ class MarketState:
 
     def begin_round(self) -> None:
         """Zero the round's outcomes and fold multipliers and value scales into bid factors."""
-        self.channel_outcomes[:, :, SPEND:] = 0.0
+        self.channel_outcomes.fill(0.0)
         np.multiply(self.multiplier, self.value_scale, out=self.bid_state[:, BID_FACTOR])
 
     def set_values(self, populations: list[Population]) -> None:

@@ -22,7 +22,8 @@ from typing import Callable, Literal, Optional, Sequence
 
 import numpy as np
 
-from bidscape.engine import capped, kernel, positions
+from bidscape.engine import capped, draws, kernel, positions
+from bidscape.engine.pipeline import Pipeline
 from bidscape.errors import InputError, Problem
 
 
@@ -43,12 +44,13 @@ class KernelMarket:
     ranges: np.ndarray  # int64[R, 3]: first agent, count, population of the channel's agents
     bid_state: np.ndarray  # float64[A, 4]: bid factor, remaining budget, value scale, quality
     cap: Optional[np.ndarray]  # float64[A] remaining channel budget, None when the channel has none
-    outcome_state: np.ndarray  # float64[A, 5]: value scale, spend, wins, value, clicks (this channel)
+    outcome_state: np.ndarray  # float64[A, 4]: spend, wins, value, clicks (this channel, this round)
     value_tables: np.ndarray  # float64[P, intervals + 1]
     marked: np.ndarray  # uint8[A] scratch
     reserve: Optional[np.ndarray] = None  # float64[A] personal reserves, None when no agent has one
     participation: Optional[np.ndarray] = None  # float64[A] participation probabilities (throttling)
     group: Optional[np.ndarray] = None  # int64[A] coordination groups (-1 = none), single-item only
+    pipeline: Optional[Pipeline] = None  # draw on a second thread (same outputs), None: one thread
     _max_quality: Optional[float] = field(default=None, repr=False, compare=False)
 
     def max_quality(self) -> float:
@@ -57,6 +59,13 @@ class KernelMarket:
             self._max_quality = max((float(self.bid_state[first:first + count, kernel.QUALITY].max())
                                      for first, count, _ in self.ranges if count > 0), default=0.0)
         return self._max_quality
+
+    def draw(self, key_of_round, first: int, bidders: int):
+        """The pipeline's drawing step for auctions ``first + lo ..`` of a batch (sampled bidders)."""
+        def draw_chunk(lo, count, who, population, values):
+            draws.draw_auctions(key_of_round, first + lo, count, bidders, self.ranges, self.value_tables,
+                                self.bid_state, self.marked, who, population, values)
+        return draw_chunk
 
     @property
     def options(self) -> tuple:
@@ -185,6 +194,13 @@ class SingleItemAuction(Mechanism):
                 raise ValueError("coordination groups need sampled bidders (bidders_per_auction is 'all')")
             kernel.clear_all(self.rule(settings), key_of_round, first, n, market.ranges, market.bid_state,
                              market.value_tables, *columns, *options)
+        elif market.pipeline is not None:
+            rule = self.rule(settings)
+
+            def clear_chunk(lo, count, who, values):
+                kernel.clear_drawn(rule, key_of_round, first, lo, count, bidders, who, values, kernel.LOOKAHEAD,
+                                   market.bid_state, *columns, *options, market.group)
+            market.pipeline.run(n, bidders, market.draw(key_of_round, first, bidders), clear_chunk)
         else:
             kernel.clear_sampled(self.rule(settings), key_of_round, first, n, bidders, market.ranges,
                                  market.bid_state, market.value_tables, market.marked, *columns, *options,
@@ -194,7 +210,7 @@ class SingleItemAuction(Mechanism):
         sold_before, revenue_before = totals.sold, totals.revenue
         totals.sold, totals.revenue, totals.welfare, totals.max_welfare = kernel.accumulate_outcomes(
             out.winner[:n, 0], out.price[:n, 0], out.value[:n, 0], out.others_paid[:n], out.efficient[:n],
-            market.outcome_state, totals.sold, totals.revenue, totals.welfare, totals.max_welfare)
+            market.bid_state, market.outcome_state, totals.sold, totals.revenue, totals.welfare, totals.max_welfare)
         totals.slot_totals[0, 0] += totals.sold - sold_before
         totals.slot_totals[0, 2] += totals.revenue - revenue_before
 
@@ -231,6 +247,13 @@ class PositionAuction(Mechanism):
         if bidders == "all":
             positions.clear_positions_all(self.rule(settings), ctrs, key_of_round, first, n, market.ranges,
                                           market.bid_state, market.value_tables, *columns, *options)
+        elif market.pipeline is not None:
+            rule = self.rule(settings)
+
+            def clear_chunk(lo, count, who, values):
+                positions.clear_positions_drawn(rule, ctrs, key_of_round, first, lo, count, bidders, who, values,
+                                                kernel.LOOKAHEAD, market.bid_state, *columns, *options)
+            market.pipeline.run(n, bidders, market.draw(key_of_round, first, bidders), clear_chunk)
         else:
             positions.clear_positions_sampled(self.rule(settings), ctrs, key_of_round, first, n, bidders,
                                               market.ranges, market.bid_state, market.value_tables,
@@ -258,5 +281,5 @@ class PositionAuction(Mechanism):
 
     def accumulate(self, out, n, market, totals) -> None:
         totals.sold, totals.revenue, totals.welfare, totals.max_welfare = positions.accumulate_slots(
-            out.winner[:n], out.price[:n], out.value[:n], out.clicks[:n], out.efficient[:n], market.outcome_state,
-            totals.slot_totals, totals.sold, totals.revenue, totals.welfare, totals.max_welfare)
+            out.winner[:n], out.price[:n], out.value[:n], out.clicks[:n], out.efficient[:n], market.bid_state,
+            market.outcome_state, totals.slot_totals, totals.sold, totals.revenue, totals.welfare, totals.max_welfare)

@@ -33,7 +33,9 @@ from typing import Optional
 
 import numpy as np
 
-from bidscape.engine.kernel import BID_COLUMNS, BID_FACTOR, OUTCOME_COLUMNS, QUALITY, REMAINING, SCALE, VALUE_SCALE
+from bidscape.engine.pipeline import Pipeline
+from bidscape.engine.kernel import (BID_COLUMNS, BID_FACTOR, OUTCOME_COLUMNS, QUALITY, REMAINING, SCALE, SPEND, VALUE,
+                                    WINS)
 from bidscape.mechanisms.reference import ReferenceMarket, reference_batch, reference_totals
 from bidscape.markets.distributions import Constant, LogNormal, Uniform
 from bidscape.mechanisms.base import KernelMarket, Mechanism, MechanismSettings, Outcomes, Totals
@@ -141,15 +143,20 @@ def run_kernel(mechanism: Mechanism, instance: Instance) -> BatchResult:
     bid_state[:, SCALE] = instance.value_scale
     cap = None if instance.cap is None else instance.cap.copy()
     outcome_state = np.zeros((instance.n_agents, OUTCOME_COLUMNS))
-    outcome_state[:, VALUE_SCALE] = instance.value_scale
+    # a third of the instances clear on two threads, in chunks of 1 to 7 auctions
+    pipelined = instance.key_of_round % 3 == 0
     market = KernelMarket(instance.ranges, bid_state, cap, outcome_state, instance.value_tables,
                           np.zeros(instance.n_agents, np.uint8), instance.reserve, instance.participation,
-                          instance.group)
+                          instance.group, Pipeline(chunk=1 + instance.key_of_round % 7) if pipelined else None)
     n = instance.n_auctions
     slots = mechanism.slots(instance.settings)
     out = Outcomes.allocate(n, slots)
-    mechanism.clear(instance.settings, market, instance.bidders, np.uint64(instance.key_of_round),
-                    instance.first_auction, n, out)
+    try:
+        mechanism.clear(instance.settings, market, instance.bidders, np.uint64(instance.key_of_round),
+                        instance.first_auction, n, out)
+    finally:
+        if market.pipeline is not None:
+            market.pipeline.close()
     if market.marked.any():
         raise AssertionError("the participant marks were not cleared after the batch")
     totals = Totals(slots)
@@ -160,7 +167,8 @@ def run_kernel(mechanism: Mechanism, instance: Instance) -> BatchResult:
         next_bid=out.next_bid[:n].tolist(),
         clicks=out.clicks[:n].tolist() if position else [[0]] * n,
         remaining=bid_state[:, REMAINING].tolist(), cap=None if cap is None else cap.tolist(),
-        spend=outcome_state[:, 1].tolist(), wins=outcome_state[:, 2].tolist(), value=outcome_state[:, 3].tolist(),
+        spend=outcome_state[:, SPEND].tolist(), wins=outcome_state[:, WINS].tolist(),
+        value=outcome_state[:, VALUE].tolist(),
         market=(totals.sold, totals.revenue, totals.welfare, totals.max_welfare))
 
 

@@ -101,12 +101,12 @@ def digests_of(folder: Path) -> dict[str, str]:
     return {path.name: digest(path) for path in sorted(folder.glob("*.arrow"))}
 
 
-def play(name: str, raw: dict[str, Any], tmp: Path) -> dict[str, str]:
+def play(name: str, raw: dict[str, Any], tmp: Path, threads: int = 1) -> dict[str, str]:
     from bidscape import api
     from bidscape.scenario import Scenario
 
     out = tmp / name
-    api.run(Scenario.from_dict(raw, source=name), out, overwrite=True)
+    api.run(Scenario.from_dict(raw, source=name), out, overwrite=True, threads=threads)
     return digests_of(out)
 
 

@@ -105,9 +105,8 @@ class Agency(Strategy):
                 return [Problem(f"{where}.strategy", "an agency coordinates the clients drawn into an auction, "
                                 f"but channel '{channel.name}' has every agent bid in every auction",
                                 "set bidders_per_auction to a number")]
-            kind = getattr(MECHANISMS.get(channel.mechanism.type), "kind", None) \
-                if channel.mechanism.type in MECHANISMS else None
-            if kind == "position":
+            known = channel.mechanism.type in MECHANISMS
+            if known and not MECHANISMS.get(channel.mechanism.type).capabilities.groups:
                 return [Problem(f"{where}.strategy", f"agencies coordinate single-item auctions; channel "
                                 f"'{channel.name}' runs '{channel.mechanism.type}'",
                                 "use first_price, second_price, third_price or all_pay")]

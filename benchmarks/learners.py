@@ -55,7 +55,7 @@ def round_seconds(strategy: str, params: dict, agents: int, auctions: int, bidde
         "populations": [{"name": "all", "size": agents, "strategy": strategy, "params": params,
                          "values": {"dist": "lognormal", "mean": 0.0, "sigma": 0.5},
                          "budget": {"dist": "uniform", "low": 1e3, "high": 2e3}}],
-    }))
+    }), threads=1)
     simulation.step()  # warm-up: compilation and first touches
     best = float("inf")
     while not simulation.finished:

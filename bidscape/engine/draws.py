@@ -98,7 +98,7 @@ def _first_attempts(key_of_auction, n_eligible, ranges, bidders, who, population
 
 @njit(cache=True, inline="always")
 def draw_block(key_of_round, first, count, bidders, n_eligible, ranges, value_tables, bid_state, marked,
-               who, population, values):
+               who, population, values, prefetch):
     """Participants and base values of auctions ``first .. first + count - 1``, their rows prefetched.
 
     Slot ``j`` of auction ``b`` is ``who[b * bidders + j]`` (of ``population[...]``) with base
@@ -114,14 +114,20 @@ def draw_block(key_of_round, first, count, bidders, n_eligible, ranges, value_ta
         if bidders > SCAN_DEDUP_MAX or _first_attempts(key, n_eligible, ranges, bidders, who, population, base):
             draw_participants(key, n_eligible, ranges, bidders, who, population, base, marked, bid_state)
         for j in range(bidders):
-            prefetch_row(bid_state, who[base + j])
+            if prefetch:
+                prefetch_row(bid_state, who[base + j])
             values[base + j] = draw_value(key, j, population[base + j], value_tables)
 
 
 @njit(cache=True, nogil=True)
 def draw_auctions(key_of_round, first, count, bidders, ranges, value_tables, bid_state, marked, who, population,
-                  values):
+                  values, prefetch):
     """``draw_block`` as a kernel of its own, which releases the GIL: a second thread draws the next
-    chunk of auctions while the first clears this one (``bidscape.engine.pipeline``)."""
+    chunk of auctions while the first clears this one (``bidscape.engine.pipeline``).
+
+    ``prefetch``: bring the participants' rows into this core's cache for a clearing pass that
+    follows on the same thread. A drawing thread passes False: the rows would go to the wrong
+    core, and the prefetches alone (one per bid, to memory) halve its speed.
+    """
     draw_block(key_of_round, first, count, bidders, eligible_agents(ranges), ranges, value_tables, bid_state,
-               marked, who, population, values)
+               marked, who, population, values, prefetch)

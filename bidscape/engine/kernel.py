@@ -236,7 +236,7 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
     for start in range(0, n_auctions, BLOCK):
         count = min(BLOCK, n_auctions - start)
         draw_auctions(key_of_round, first_auction + start, count, bidders, ranges, value_tables, bid_state, marked,
-                      who, population, drawn)
+                      who, population, drawn, True)
         clear_drawn(rule, key_of_round, first_auction, start, count, bidders, who, drawn, 0, bid_state, winner,
                     price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal, participation,
                     third_bid, losers, group)

@@ -267,7 +267,7 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
     for start in range(0, n_auctions, BLOCK):
         count = min(BLOCK, n_auctions - start)
         draw_auctions(key_of_round, first_auction + start, count, bidders, ranges, value_tables, bid_state, marked,
-                      who, population, drawn)
+                      who, population, drawn, True)
         clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count, bidders, who, drawn, 0,
                               bid_state, winner, price, bid_out, next_bid, value_out, clicks, efficient, cap,
                               personal, participation, vcg, soft_floor, capped)

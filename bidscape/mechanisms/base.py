@@ -64,7 +64,7 @@ class KernelMarket:
         """The pipeline's drawing step for auctions ``first + lo ..`` of a batch (sampled bidders)."""
         def draw_chunk(lo, count, who, population, values):
             draws.draw_auctions(key_of_round, first + lo, count, bidders, self.ranges, self.value_tables,
-                                self.bid_state, self.marked, who, population, values)
+                                self.bid_state, self.marked, who, population, values, False)
         return draw_chunk
 
     @property

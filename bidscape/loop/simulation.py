@@ -6,7 +6,9 @@ observe their agents' outcomes, and the recorder writes the round.
 
 Seeds: one ``SeedSequence`` per run spawns the kernel's hash key, one generator per
 population for budgets and value scales, and one per strategy. Batching never changes
-results, since every random number is a hash of (key, round, auction, counter).
+results, since every random number is a hash of (key, round, auction, counter), and
+neither do threads: ``threads > 1`` only draws ahead on a second thread
+(``bidscape.engine.pipeline``), while auctions are cleared in order on one.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ import pyarrow as pa
 from bidscape.bidders import STRATEGIES, Strategy
 from bidscape.engine import kernel
 from bidscape.engine.pipeline import Pipeline
-from bidscape.loop import finite, records
-from bidscape.loop.counterfactuals import Counterfactuals
-from bidscape.outputs.recorder import Recorder
 from bidscape.engine.rng import auction_key, round_key, run_key_from_seed
 from bidscape.limits import MAX_MULTIPLIER
+from bidscape.loop import finite, records
+from bidscape.loop.counterfactuals import Counterfactuals
 from bidscape.loop.state import MarketState
 from bidscape.mechanisms import MECHANISMS, KernelMarket, Mechanism, Outcomes, Totals
+from bidscape.outputs.recorder import Recorder
 from bidscape.scenario import ResolvedChannel, Scenario
 
 BATCH_AUCTIONS = 1 << 17  # auctions per kernel call: ~6 MB of per-auction buffers per slot

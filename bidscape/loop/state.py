@@ -18,9 +18,9 @@ from typing import Optional
 import numpy as np
 
 from bidscape.bidders.base import PopulationView, RoundFeedback
-from bidscape.engine.pipeline import Pipeline
 from bidscape.engine.kernel import (BID_COLUMNS, BID_FACTOR, CLICKS, OUTCOME_COLUMNS, QUALITY, REMAINING, SCALE,
                                     SPEND, VALUE, WINS)
+from bidscape.engine.pipeline import Pipeline
 from bidscape.mechanisms.base import KernelMarket
 from bidscape.scenario import Population, ResolvedChannel, Scenario
 

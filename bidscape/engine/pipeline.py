@@ -13,6 +13,7 @@ The kernels it runs release the GIL (``draws.draw_auctions``, ``kernel.clear_dra
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
@@ -29,8 +30,16 @@ class Pipeline:
 
     def __init__(self, chunk: Optional[int] = None):
         self.chunk = chunk or CHUNK
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="bidscape-draws")
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pid = 0
         self._buffers: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+
+    def _drawing_thread(self) -> ThreadPoolExecutor:
+        """The pool of one thread, started on first use and again in a forked child (which has no threads)."""
+        if self._pool is None or self._pid != os.getpid():
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="bidscape-draws")
+            self._pid = os.getpid()
+        return self._pool
 
     def _pair(self, bidders: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         pair = self._buffers.get(bidders)
@@ -42,6 +51,8 @@ class Pipeline:
 
     def run(self, n_auctions: int, bidders: int, draw: Draw, clear: Clear) -> None:
         """Clear auctions ``0 .. n_auctions - 1`` of a batch: ``draw`` a chunk ahead, ``clear`` in order."""
+        if n_auctions <= 0:
+            return
         pair = self._pair(bidders)
         starts = range(0, n_auctions, self.chunk)
         sizes = [min(self.chunk, n_auctions - lo) for lo in starts]
@@ -49,7 +60,7 @@ class Pipeline:
         for k, lo in enumerate(starts):
             ahead = None
             if k + 1 < len(sizes):
-                ahead = self._pool.submit(draw, starts[k + 1], sizes[k + 1], *pair[(k + 1) % 2])
+                ahead = self._drawing_thread().submit(draw, starts[k + 1], sizes[k + 1], *pair[(k + 1) % 2])
             try:
                 who, _, values = pair[k % 2]
                 clear(lo, sizes[k], who, values)
@@ -58,4 +69,6 @@ class Pipeline:
                     ahead.result()  # the buffers are reused: never leave a draw running
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.shutdown(wait=True)
+        self._pool = None

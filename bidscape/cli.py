@@ -37,8 +37,8 @@ SetOption = typer.Option(None, "--set", metavar="KEY.PATH=VALUE",
 SizeCheckOption = typer.Option(True, "--size-check/--no-size-check",
                                help="Refuse a run that cannot fit in memory (the default); --no-size-check tries anyway.")
 ThreadsOption = typer.Option(None, "--threads", min=1, metavar="N", show_default=False,
-                             help="Threads that clear the auctions (default: every core; exact clearing uses at most "
-                             "2). Outputs are the same bytes whatever N is.")
+                             help="Threads that clear the auctions (default: NUMBA_NUM_THREADS if set, else every core; "
+                             "exact clearing uses at most 2). Outputs are the same bytes whatever N is.")
 
 
 @app.command()

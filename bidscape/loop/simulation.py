@@ -248,7 +248,11 @@ def channel_key(key_of_round, channel: int) -> np.uint64:
 
 
 def available_threads() -> int:
-    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    """``NUMBA_NUM_THREADS`` when set (sweep workers set 1, so that parallel runs do not
+    oversubscribe the cores), else the cores this process may run on (its CPU affinity)."""
+    configured = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if configured.isdigit() and int(configured) >= 1:
+        return int(configured)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux

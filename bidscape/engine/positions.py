@@ -188,6 +188,22 @@ def _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank
         clicks[r, s] = 1 if clicked else 0
 
 
+@njit(cache=True, inline="always")
+def _settle_ranked(rule, ctrs, key, r, reserve, agents, bids, values, priority, n, bid_state, cap, personal,
+                   rank_score, rank_bid, rank_value, rank_who, fixed, winner, price, bid_out, next_bid, value_out,
+                   clicks, vcg, soft_floor, capped):
+    """Settle an auction's ranking; under VCG with capped click probabilities, first replace a ranking that
+    may not be efficient by the efficient assignment and its prices (``capped.clear_capped``)."""
+    if capped is not None and vcg is not None and ranking_capped(ctrs, rank_who, bid_state, QUALITY):
+        clear_capped(ctrs, reserve, agents, bids, values, priority, n, bid_state, QUALITY, personal, soft_floor,
+                     capped, rank_score, rank_bid, rank_value, rank_who, fixed)
+        _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
+                      winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed)
+    else:
+        _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
+                      winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, None)
+
+
 @njit(cache=True, nogil=True)
 def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count, bidders, who, drawn, ahead,
                           bid_state, winner, price, bid_out, next_bid, value_out, clicks, efficient, cap, personal,
@@ -240,14 +256,9 @@ def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count,
                                             QUALITY, SCALE, capped)
         else:
             efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
-        if capped is not None and vcg is not None and ranking_capped(ctrs, rank_who, bid_state, QUALITY):
-            clear_capped(ctrs, reserve, who[offset:offset + bidders], bids, values, priority, bidders, bid_state,
-                         QUALITY, personal, soft_floor, capped, rank_score, rank_bid, rank_value, rank_who, fixed)
-            _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
-                          winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed)
-            continue
-        _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
-                      winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, None)
+        _settle_ranked(rule, ctrs, key, r, reserve, who[offset:offset + bidders], bids, values, priority, bidders,
+                       bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who, fixed, winner, price,
+                       bid_out, next_bid, value_out, clicks, vcg, soft_floor, capped)
 
 
 @njit(cache=True)
@@ -317,14 +328,9 @@ def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ran
             efficient[r] = efficient_capped(ctrs, agents, values, everyone, bid_state, QUALITY, SCALE, capped)
         else:
             efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
-        if capped is not None and vcg is not None and ranking_capped(ctrs, rank_who, bid_state, QUALITY):
-            clear_capped(ctrs, reserve, agents, bids, values, priorities, everyone, bid_state, QUALITY, personal,
-                         soft_floor, capped, rank_score, rank_bid, rank_value, rank_who, fixed)
-            _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
-                          winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed)
-            continue
-        _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
-                      winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, None)
+        _settle_ranked(rule, ctrs, key, r, reserve, agents, bids, values, priorities, everyone, bid_state, cap,
+                       personal, rank_score, rank_bid, rank_value, rank_who, fixed, winner, price, bid_out, next_bid,
+                       value_out, clicks, vcg, soft_floor, capped)
 
 
 @njit(cache=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from bidscape.engine.draws import LOOKAHEAD, RING, draw_participants, draw_value, eligible_agents
+from bidscape.engine.draws import BLOCK, LOOKAHEAD, draw_block, draw_value, eligible_agents
 from bidscape.engine.kernel import REMAINING, RULE_RESERVE, RULE_SOFT_FLOOR, SCALE, SECOND_W, TOP_W, takes_part
 from bidscape.engine.prefetch import prefetch_item, prefetch_row
 from bidscape.engine.rng import auction_key
@@ -47,57 +47,60 @@ def _add(rule, all_pay, agent, row, grid, arms, value, competing, bid_state, per
         utility[row, k] += (value - price) if wins else lost
 
 
-@njit(cache=True, inline="always")
-def _draw_ahead(key_of_round, auction, slot_offset, n_eligible, ranges, bidders, ring, ring_population, marked,
-                bid_state, outcome_state, grid_of, row_base, utility):
-    """Draw an auction's participants and prefetch the rows the replay will touch."""
-    draw_participants(auction_key(key_of_round, auction), n_eligible, ranges, bidders, ring, ring_population,
-                      slot_offset, marked, bid_state)
-    last = utility.shape[1] - 1
-    for j in range(bidders):
-        p = ring_population[slot_offset + j]
-        if grid_of[p] >= 0:
-            agent = ring[slot_offset + j]
-            prefetch_row(outcome_state, agent)
-            prefetch_row(utility, agent - row_base[p])
-            prefetch_item(utility, agent - row_base[p], last)
-
-
 @njit(cache=True)
 def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state,
                            value_tables, marked, winner, top_bid, second_bid, outcome_state, row_base, grid_of,
-                           grids, arms, utility, taken, participation, personal):
+                           grids, arms, utility, taken, participation, personal, context):
     """Replay a batch of sampled-bidder auctions for the agents of learning populations.
 
     Agent ``a`` of population ``p`` with ``grid_of[p] = g >= 0`` adds to row
     ``a - row_base[p]`` of ``utility`` (``float64[rows, K]``) the counterfactual utility
-    of ``grids[g, :arms[g]]``, and 1 to ``taken`` (auctions it took part in).
+    of ``grids[g, :arms[g]]``, and 1 to ``taken`` (auctions it took part in). Participants
+    and values are drawn block by block as the clearing kernel drew them (``draw_block``,
+    impressions ``context`` included).
     """
     n_eligible = eligible_agents(ranges)
-    ring = np.empty(RING * bidders, np.int64)
-    ring_population = np.empty(RING * bidders, np.int64)
-    for r in range(min(LOOKAHEAD, n_auctions)):
-        _draw_ahead(key_of_round, first_auction + r, (r % RING) * bidders, n_eligible, ranges, bidders, ring,
-                    ring_population, marked, bid_state, outcome_state, grid_of, row_base, utility)
-    for r in range(n_auctions):
-        ahead = r + LOOKAHEAD
-        if ahead < n_auctions:
-            _draw_ahead(key_of_round, first_auction + ahead, (ahead % RING) * bidders, n_eligible, ranges, bidders,
-                        ring, ring_population, marked, bid_state, outcome_state, grid_of, row_base, utility)
-        key = auction_key(key_of_round, first_auction + r)
-        offset = (r % RING) * bidders
-        for j in range(bidders):
-            p = ring_population[offset + j]
-            g = grid_of[p]
-            if g < 0:
-                continue
-            agent = ring[offset + j]
-            if participation is not None and not takes_part(key, agent, participation):
-                continue
-            value = bid_state[agent, SCALE] * draw_value(key, j, p, value_tables)
-            competing = second_bid[r] if winner[r] == agent else top_bid[r]
-            _add(rule, all_pay, agent, agent - row_base[p], grids[g], arms[g], value, competing, bid_state,
-                 personal, utility, taken)
+    who = np.empty(BLOCK * bidders, np.int64)
+    population = np.empty(BLOCK * bidders, np.int64)
+    drawn = np.empty(BLOCK * bidders)
+    last = utility.shape[1] - 1
+    for start in range(0, n_auctions, BLOCK):
+        count = min(BLOCK, n_auctions - start)
+        draw_block(key_of_round, first_auction + start, count, bidders, n_eligible, ranges, value_tables, bid_state,
+                   marked, who, population, drawn, False, context)
+        for i in range(min(LOOKAHEAD * bidders, count * bidders)):
+            _prefetch_learner(i, who, population, grid_of, row_base, bid_state, utility, last)
+        for b in range(count):
+            ahead = (b + LOOKAHEAD) * bidders
+            if ahead < count * bidders:
+                for j in range(bidders):
+                    _prefetch_learner(ahead + j, who, population, grid_of, row_base, bid_state, utility, last)
+            r = start + b
+            key = auction_key(key_of_round, first_auction + r)
+            for j in range(bidders):
+                i = b * bidders + j
+                p = population[i]
+                g = grid_of[p]
+                if g < 0:
+                    continue
+                agent = who[i]
+                if participation is not None and not takes_part(key, agent, participation):
+                    continue
+                value = bid_state[agent, SCALE] * drawn[i]
+                competing = second_bid[r] if winner[r] == agent else top_bid[r]
+                _add(rule, all_pay, agent, agent - row_base[p], grids[g], arms[g], value, competing, bid_state,
+                     personal, utility, taken)
+
+
+@njit(cache=True, inline="always")
+def _prefetch_learner(i, who, population, grid_of, row_base, bid_state, utility, last):
+    """Bring in the rows slot ``i`` of the block will touch, if its agent learns."""
+    p = population[i]
+    if grid_of[p] >= 0:
+        agent = who[i]
+        prefetch_row(bid_state, agent)
+        prefetch_row(utility, agent - row_base[p])
+        prefetch_item(utility, agent - row_base[p], last)
 
 
 @njit(cache=True)

@@ -14,10 +14,9 @@ from __future__ import annotations
 from numba import int64, njit
 
 from bidscape.engine.prefetch import prefetch_row
-from bidscape.engine.rng import STREAM_PARTICIPANT, STREAM_VALUE, auction_key, draw_u64, to_unit
+from bidscape.engine.rng import STREAM_COMMON, STREAM_PARTICIPANT, STREAM_VALUE, auction_key, draw_u64, to_unit
 
-LOOKAHEAD = 8  # auctions drawn (and prefetched) ahead of the one being cleared (the replay's ring)
-RING = 16  # slots of the participant ring buffer, > LOOKAHEAD
+LOOKAHEAD = 8  # auctions whose rows are prefetched ahead of the one being cleared
 SCAN_DEDUP_MAX = 16  # above this many bidders, duplicates are found with a mark array
 BLOCK = 256  # auctions whose participants and values are drawn in one pass before they are cleared
 
@@ -97,8 +96,18 @@ def _first_attempts(key_of_auction, n_eligible, ranges, bidders, who, population
 
 
 @njit(cache=True, inline="always")
+def _draw_slots(key, n_eligible, ranges, bidders, who, population, base, marked, bid_state, prefetch):
+    """One auction's participants into ``who[base:base+bidders]`` (see ``draw_participants``)."""
+    if bidders > SCAN_DEDUP_MAX or _first_attempts(key, n_eligible, ranges, bidders, who, population, base):
+        draw_participants(key, n_eligible, ranges, bidders, who, population, base, marked, bid_state)
+    if prefetch:
+        for j in range(bidders):
+            prefetch_row(bid_state, who[base + j])
+
+
+@njit(cache=True, inline="always")
 def draw_block(key_of_round, first, count, bidders, n_eligible, ranges, value_tables, bid_state, marked,
-               who, population, values, prefetch):
+               who, population, values, prefetch, context):
     """Participants and base values of auctions ``first .. first + count - 1``, their rows prefetched.
 
     Slot ``j`` of auction ``b`` is ``who[b * bidders + j]`` (of ``population[...]``) with base
@@ -107,21 +116,44 @@ def draw_block(key_of_round, first, count, bidders, n_eligible, ranges, value_ta
     block's worth fits in L2) arrive before the clearing pass reads them. Draws are those
     of ``draw_participants``: when no two slots' first draws clash (almost always), every
     slot keeps its first draw, which is what the slot-by-slot procedure gives too.
+
+    ``context`` (``bidscape.engine.context``; None without segments, compiled out) is the
+    one place impressions enter: auction ``first + b`` of the round belongs to segment
+    ``s``, its participants are drawn from the agents eligible there (``ranges`` of ``s``),
+    and each base value is multiplied by the population's value factor in ``s`` and by
+    the auction's common value factor. The clearing kernels downstream never see it.
     """
     for b in range(count):
         key = auction_key(key_of_round, first + b)
         base = b * bidders
-        if bidders > SCAN_DEDUP_MAX or _first_attempts(key, n_eligible, ranges, bidders, who, population, base):
-            draw_participants(key, n_eligible, ranges, bidders, who, population, base, marked, bid_state)
-        for j in range(bidders):
-            if prefetch:
-                prefetch_row(bid_state, who[base + j])
-            values[base + j] = draw_value(key, j, population[base + j], value_tables)
+        if context is None:
+            _draw_slots(key, n_eligible, ranges, bidders, who, population, base, marked, bid_state, prefetch)
+            for j in range(bidders):
+                values[base + j] = draw_value(key, j, population[base + j], value_tables)
+        else:
+            segment_of, segment_ranges, segment_eligible, factor, common = context
+            s = segment_of[first + b]
+            _draw_slots(key, segment_eligible[s], segment_ranges[s], bidders, who, population, base, marked,
+                        bid_state, prefetch)
+            c = draw_common(key, s, common)
+            for j in range(bidders):
+                p = population[base + j]
+                values[base + j] = draw_value(key, j, p, value_tables) * (factor[s, p] * c)
+
+
+@njit(cache=True, inline="always")
+def draw_common(key_of_auction, segment, common):
+    """The auction's common value factor, from its segment's quantile table (a row of 1s: none)."""
+    intervals = common.shape[1] - 1
+    x = to_unit(draw_u64(key_of_auction, STREAM_COMMON, 0)) * intervals
+    k = int64(x)
+    low = common[segment, k]
+    return low + (x - k) * (common[segment, k + 1] - low)
 
 
 @njit(cache=True, nogil=True)
 def draw_auctions(key_of_round, first, count, bidders, ranges, value_tables, bid_state, marked, who, population,
-                  values, prefetch):
+                  values, prefetch, context):
     """``draw_block`` as a kernel of its own, which releases the GIL: a second thread draws the next
     chunk of auctions while the first clears this one (``bidscape.engine.pipeline``).
 
@@ -130,4 +162,4 @@ def draw_auctions(key_of_round, first, count, bidders, ranges, value_tables, bid
     core, and the prefetches alone (one per bid, to memory) halve its speed.
     """
     draw_block(key_of_round, first, count, bidders, eligible_agents(ranges), ranges, value_tables, bid_state,
-               marked, who, population, values, prefetch)
+               marked, who, population, values, prefetch, context)

@@ -219,7 +219,7 @@ def clear_drawn(rule, key_of_round, first_auction, start, count, bidders, who, d
 @njit(cache=True)
 def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state, value_tables, marked,
                   winner, price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal,
-                  participation, third_bid, losers, group):
+                  participation, third_bid, losers, group, context):
     """Clear ``n_auctions`` auctions with ``bidders`` participants drawn uniformly each.
 
     The last six arguments switch features on, and are ``None`` when off so that numba
@@ -228,7 +228,8 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
     ``participation`` per-agent participation probabilities (throttling), ``third_bid``
     tracking the third bid, ``losers`` the outcome state that all-pay losers' payments
     go to, ``group`` per-agent groups (-1 = none) whose members never bid against each
-    other (only a group's highest bid in an auction counts).
+    other (only a group's highest bid in an auction counts). ``context`` the impressions
+    of a market with segments (``bidscape.engine.context``), used by the draws alone.
     """
     who = np.empty(BLOCK * bidders, np.int64)
     population = np.empty(BLOCK * bidders, np.int64)
@@ -236,7 +237,7 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
     for start in range(0, n_auctions, BLOCK):
         count = min(BLOCK, n_auctions - start)
         draw_auctions(key_of_round, first_auction + start, count, bidders, ranges, value_tables, bid_state, marked,
-                      who, population, drawn, True)
+                      who, population, drawn, True, context)
         clear_drawn(rule, key_of_round, first_auction, start, count, bidders, who, drawn, 0, bid_state, winner,
                     price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal, participation,
                     third_bid, losers, group)

@@ -264,13 +264,14 @@ def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count,
 @njit(cache=True)
 def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state,
                             value_tables, marked, winner, price, bid_out, next_bid, value_out, clicks,
-                            efficient, cap, personal, participation, vcg, soft_floor, capped):
+                            efficient, cap, personal, participation, vcg, soft_floor, capped, context):
     """Clear ``n_auctions`` position auctions with ``bidders`` participants drawn uniformly each.
 
     ``cap`` (channel budgets), ``personal`` (personal reserves), ``participation``
     (throttling), ``vcg`` (VCG prices, else
     GSP), ``soft_floor`` and ``capped`` (capped click probabilities) are ``None`` when
-    off, so that numba compiles them out, as in ``kernel.clear_sampled``.
+    off, so that numba compiles them out, as in ``kernel.clear_sampled``; so is ``context``
+    (the impressions of a market with segments, used by the draws alone).
     """
     who = np.empty(BLOCK * bidders, np.int64)
     population = np.empty(BLOCK * bidders, np.int64)
@@ -278,7 +279,7 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
     for start in range(0, n_auctions, BLOCK):
         count = min(BLOCK, n_auctions - start)
         draw_auctions(key_of_round, first_auction + start, count, bidders, ranges, value_tables, bid_state, marked,
-                      who, population, drawn, True)
+                      who, population, drawn, True, context)
         clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count, bidders, who, drawn, 0,
                               bid_state, winner, price, bid_out, next_bid, value_out, clicks, efficient, cap,
                               personal, participation, vcg, soft_floor, capped)

@@ -78,7 +78,7 @@ class Counterfactuals:
                                               m.bid_state, m.value_tables, *common)
         else:
             counterfactual.counterfactual_sampled(rule, play.mechanism.all_pay, play.key, first, n, bidders,
-                                                  m.ranges, m.bid_state, m.value_tables, m.marked, *common)
+                                                  m.ranges, m.bid_state, m.value_tables, m.marked, *common, m.context)
 
     def of(self, p: int) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
         if p not in self.rows:

@@ -51,6 +51,7 @@ class KernelMarket:
     participation: Optional[np.ndarray] = None  # float64[A] participation probabilities (throttling)
     group: Optional[np.ndarray] = None  # int64[A] coordination groups (-1 = none), single-item only
     pipeline: Optional[Pipeline] = None  # draw on a second thread (same outputs), None: one thread
+    context: Optional[tuple] = None  # the round's impressions with segments (``engine.context``), None: none
     _max_quality: Optional[float] = field(default=None, repr=False, compare=False)
 
     def max_quality(self) -> float:
@@ -64,7 +65,7 @@ class KernelMarket:
         """The pipeline's drawing step for auctions ``first + lo ..`` of a batch (sampled bidders)."""
         def draw_chunk(lo, count, who, population, values):
             draws.draw_auctions(key_of_round, first + lo, count, bidders, self.ranges, self.value_tables,
-                                self.bid_state, self.marked, who, population, values, False)
+                                self.bid_state, self.marked, who, population, values, False, self.context)
         return draw_chunk
 
     @property
@@ -190,6 +191,7 @@ class SingleItemAuction(Mechanism):
         options = (*market.options, True if self.third_weight > 0 else None,
                    market.outcome_state if self.all_pay else None)
         if bidders == "all":
+            _no_context(market)
             if market.group is not None:
                 raise ValueError("coordination groups need sampled bidders (bidders_per_auction is 'all')")
             kernel.clear_all(self.rule(settings), key_of_round, first, n, market.ranges, market.bid_state,
@@ -204,7 +206,7 @@ class SingleItemAuction(Mechanism):
         else:
             kernel.clear_sampled(self.rule(settings), key_of_round, first, n, bidders, market.ranges,
                                  market.bid_state, market.value_tables, market.marked, *columns, *options,
-                                 market.group)
+                                 market.group, market.context)
 
     def accumulate(self, out, n, market, totals) -> None:
         sold_before, revenue_before = totals.sold, totals.revenue
@@ -245,6 +247,7 @@ class PositionAuction(Mechanism):
                    float(settings.soft_floor) if settings.soft_floor > 0 else None,
                    self._capped_workspace(ctrs, market, bidders))
         if bidders == "all":
+            _no_context(market)
             positions.clear_positions_all(self.rule(settings), ctrs, key_of_round, first, n, market.ranges,
                                           market.bid_state, market.value_tables, *columns, *options)
         elif market.pipeline is not None:
@@ -257,7 +260,7 @@ class PositionAuction(Mechanism):
         else:
             positions.clear_positions_sampled(self.rule(settings), ctrs, key_of_round, first, n, bidders,
                                               market.ranges, market.bid_state, market.value_tables,
-                                              market.marked, *columns, *options)
+                                              market.marked, *columns, *options, market.context)
 
     def _capped_workspace(self, ctrs: np.ndarray, market: KernelMarket, bidders: int | str) -> Optional[tuple]:
         """Scratch for the capped-probability paths, or None (compiled out) when no agent can be capped.
@@ -283,3 +286,8 @@ class PositionAuction(Mechanism):
         totals.sold, totals.revenue, totals.welfare, totals.max_welfare = positions.accumulate_slots(
             out.winner[:n], out.price[:n], out.value[:n], out.clicks[:n], out.efficient[:n], market.bid_state,
             market.outcome_state, totals.slot_totals, totals.sold, totals.revenue, totals.welfare, totals.max_welfare)
+
+
+def _no_context(market: KernelMarket) -> None:
+    if market.context is not None:  # the scenario checks say so first
+        raise ValueError("traffic segments need sampled bidders (bidders_per_auction is 'all')")

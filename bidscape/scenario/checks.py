@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from bidscape.errors import InputError, Problem, did_you_mean
 from bidscape.scenario.loading import set_path
 from bidscape.scenario.messages import problems_from
+from bidscape.scenario.traffic import traffic_problems
 
 if TYPE_CHECKING:
     from bidscape.scenario.schema import MechanismSection, Population, Scenario
@@ -24,6 +25,9 @@ SETTABLE_DURING_RUN = (
     "mechanism.*", "market.*", "run.auctions_per_round", "run.auction_sample_rate",
     "populations.*.params.*", "populations.*.values", "populations.*.values.*",
     "channels.*.mechanism.*", "channels.*.auctions_per_round", "channels.*.bidders_per_auction",
+    "traffic.curve", "traffic.segments.*.share", "traffic.segments.*.common_value",
+    "traffic.segments.*.common_value.*", "populations.*.targets", "populations.*.segment_value",
+    "populations.*.segment_value.*",
 )
 
 
@@ -40,7 +44,9 @@ def _check_semantics(scenario: Scenario) -> list[Problem]:
     if scenario.mechanism.type not in MECHANISMS:
         problems.append(MECHANISMS.unknown(scenario.mechanism.type, "mechanism.type"))
     problems.extend(_check_channels(scenario))
-    for i, channel in enumerate([] if problems else scenario.resolved_channels()):
+    channels = None if problems else scenario.resolved_channels()
+    problems.extend(traffic_problems(scenario, channels))
+    for i, channel in enumerate(channels or []):
         where = f"channels[{i}].mechanism" if scenario.channels else "mechanism"
         problems.extend(_check_mechanism_settings(channel.mechanism, where))
         agents = sum(scenario.populations[p].size for p in channel.populations)

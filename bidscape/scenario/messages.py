@@ -98,6 +98,8 @@ def _fix_for(kind: str, ctx: dict[str, Any]) -> str:
         return "write an array: [ ... ]"
     if kind == "too_short":
         return "add at least one item"
+    if kind == "too_long" and "max_length" in ctx:
+        return f"use at most {ctx['max_length']} items"
     return ""
 
 

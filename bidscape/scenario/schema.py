@@ -19,11 +19,16 @@ from bidscape.names import RunName
 from bidscape.scenario.checks import check_scenario, parse_params
 from bidscape.scenario.loading import TomlDocument
 from bidscape.scenario.messages import validated
+from bidscape.scenario.traffic import largest_remainder, mean_of
 
 Amount = Annotated[float, Field(ge=0, allow_inf_nan=False), limits.amount()]
 Rounds = Annotated[int, Field(ge=1), limits.at_most(limits.MAX_ROUNDS, "round numbers are 32-bit integers")]
 Auctions = Annotated[int, Field(ge=1), limits.at_most(limits.MAX_AUCTIONS_PER_ROUND, "counts must stay exact")]
 Ctrs = Annotated[list[float], Field(min_length=1, max_length=limits.MAX_SLOTS)]
+Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+Multiplier = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+MAX_CURVE = 100_000
+MAX_SEGMENTS = 255
 
 
 class _Section(BaseModel):
@@ -92,6 +97,10 @@ class Population(_Section):
     reserve: Optional[Distribution] = None
     channel_budget_shares: dict[str, float] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
+    # segments (``[traffic]``): left out of ``to_dict`` when unset, so scenarios without
+    # traffic write exactly what they wrote before
+    targets: Optional[list[str]] = Field(None, min_length=1, exclude_if=lambda v: v is None)
+    segment_value: dict[str, Multiplier] = Field(default_factory=dict, exclude_if=lambda v: not v)
     # the strategy's parsed ``params`` and the table they were parsed from (set by the checks)
     _parsed: Optional[tuple[dict[str, Any], BaseModel]] = PrivateAttr(None)
 
@@ -139,6 +148,59 @@ class ResolvedChannel:
     populations: tuple[int, ...]  # indices of the populations taking part
 
 
+class Segment(_Section):
+    """A kind of impression (e.g. "news-mobile"): its share of every channel's auctions and an
+    optional common value, one draw per auction multiplying every bidder's value."""
+
+    name: str = Field(min_length=1)
+    share: Share
+    common_value: Optional[Distribution] = None
+
+
+class Traffic(_Section):
+    """``[traffic]``: how many auctions each round plays (``curve``) and of which segments.
+
+    The curve is relative volume per round, cycled and normalised to mean 1, so a channel's
+    ``auctions_per_round`` stays its average over a cycle:
+
+    >>> traffic = Traffic(curve=[1.0, 3.0], segments=[Segment(name="a", share=1.0)])
+    >>> traffic.volume(0), traffic.volume(1), traffic.volume(2)
+    (0.5, 1.5, 0.5)
+    >>> traffic.auctions(1000, 1)
+    1500
+    """
+
+    curve: Annotated[list[Multiplier], Field(min_length=1, max_length=MAX_CURVE)] = Field(
+        default_factory=lambda: [1.0])
+    segments: list[Segment] = Field(min_length=1, max_length=MAX_SEGMENTS)
+
+    @field_validator("curve")
+    @classmethod
+    def _some_traffic(cls, curve: list[float]) -> list[float]:
+        if mean_of(curve) <= 0:
+            raise ValueError("the traffic curve is all zeros, so no auction would ever run; "
+                             "give relative volumes with at least one above 0, e.g. [0.5, 1.0, 1.5]")
+        return curve
+
+    def volume(self, r: int) -> float:
+        """Round ``r``'s volume: ``curve[r % len(curve)]`` over the curve's mean (the curve normalised to mean 1)."""
+        return self.curve[r % len(self.curve)] / mean_of(self.curve)
+
+    def auctions(self, total: int, r: int) -> int:
+        """The auctions a channel of ``total`` auctions per round plays in round ``r``:
+        ``total * volume(r)`` rounded to the nearest integer (Python's ``round``: ties to even)."""
+        return int(round(total * self.volume(r)))
+
+    def segment_counts(self, n: int) -> list[int]:
+        """``n`` auctions split by the segments' shares, exactly: they sum to ``n``
+        (largest remainders; ``bidscape.scenario.traffic.largest_remainder``).
+
+        >>> Traffic(segments=[Segment(name="a", share=0.6), Segment(name="b", share=0.4)]).segment_counts(7)
+        [4, 3]
+        """
+        return largest_remainder(n, [s.share for s in self.segments])
+
+
 class Event(_Section):
     at_round: int = Field(ge=0)
     set: dict[str, Any] = Field(min_length=1)
@@ -151,6 +213,7 @@ class Scenario(TomlDocument, _Section):
     populations: list[Population] = Field(min_length=1, max_length=limits.MAX_CODES)
     channels: list[Channel] = Field(default_factory=list, max_length=limits.MAX_CODES)
     events: list[Event] = Field(default_factory=list)
+    traffic: Optional[Traffic] = Field(None, exclude_if=lambda v: v is None)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "scenario") -> "Scenario":
@@ -183,6 +246,24 @@ class Scenario(TomlDocument, _Section):
                 tuple(names.index(n) for n in channel.populations) if channel.populations else everyone,
             ))
         return resolved
+
+    def eligible(self, population_index: int, segment_index: int) -> bool:
+        """Whether the population's agents bid in the segment's auctions (``targets``; all when unset).
+        Without ``[traffic]`` there is one segment, index 0, open to everyone."""
+        name, targets = self._segment_name(segment_index), self.populations[population_index].targets
+        return targets is None or name in targets
+
+    def segment_multiplier(self, population_index: int, segment_index: int) -> float:
+        """The factor on the population's values in the segment (``segment_value``; 1 when unset)."""
+        name, values = self._segment_name(segment_index), self.populations[population_index].segment_value
+        return float(values.get(name, 1.0))
+
+    def _segment_name(self, segment_index: int) -> Optional[str]:
+        if self.traffic is None:
+            if segment_index != 0:
+                raise IndexError(f"segment {segment_index}: without [traffic] there is only segment 0")
+            return None
+        return self.traffic.segments[segment_index].name
 
     def strategy_params(self, population: Population) -> BaseModel:
         """``population``'s strategy parameters: the ones parsed when the scenario was validated

@@ -21,7 +21,7 @@ from bidscape.loop.simulation import Simulation
 from bidscape.errors import InputError, Problem
 from bidscape.interrupts import stop_on_signals
 from bidscape.outputs import MANIFEST_FILE, RunState, is_auction_run, run_state
-from bidscape.outputs.columns import TABLES, strategy_tables
+from bidscape.outputs.columns import TABLES, extra_tables
 from bidscape.outputs.recorder import Recorder
 from bidscape.outputs.summary import RunTotals
 from bidscape.outputs.tables import count_rows
@@ -147,7 +147,7 @@ def _play(scenario: Scenario, out: Path, *, overwrite: bool = False, progress: b
     names = [p.name for p in scenario.populations]
     channels = tuple(c.name for c in scenario.resolved_channels())
     with stop_on_signals(), Recorder(out, scenario.to_dict(), names, __version__, overwrite, channels,
-                                     strategy_tables(scenario), resume=resume) as recorder:
+                                     extra_tables(scenario), resume=resume) as recorder:
         simulation = Simulation(scenario, threads=threads)
         try:
             totals = RunTotals(simulation)

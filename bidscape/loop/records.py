@@ -27,6 +27,10 @@ def auction_sample(sim: "Simulation", play: "ChannelPlay", out: Outcomes, keep: 
     scale = np.where(winner >= 0, sim.state.value_scale[np.maximum(winner, 0)], 0.0)
     position = play.mechanism.capabilities.clicks
     clicks = out.clicks[keep].ravel()
+    segment = {}
+    if play.market.context is not None:
+        names = np.array(sim.state.contexts[play.index].names)
+        segment = {"segment": np.repeat(names[play.market.context[0][keep + first]], slots)}
     return {
         "round": np.full(rows, r, np.int32),
         "channel": np.full(rows, play.index, np.int16),
@@ -38,7 +42,28 @@ def auction_sample(sim: "Simulation", play: "ChannelPlay", out: Outcomes, keep: 
         "second_bid": out.next_bid[keep].ravel(),
         "winner_value": out.value[keep].ravel() * scale * (clicks if position else 1.0),
         "clicks": clicks.copy(),
-    }
+    } | segment
+
+
+def record_segments(sim: "Simulation", recorder: Recorder, r: int, plays: list["ChannelPlay"]) -> None:
+    """The round's totals per channel and segment (``segments.arrow``, markets with ``[traffic]``)."""
+    for play in plays:
+        names = sim.state.contexts[play.index].names
+        auctions, sold, clicks, revenue, welfare, max_welfare = play.segments.T
+        position = play.mechanism.capabilities.clicks
+        recorder.write_table("segments", {
+            "round": pa.array(np.full(len(names), r, np.int32)),
+            "channel": [play.channel.name] * len(names),
+            "segment": pa.array(names, pa.string()),
+            "auctions": pa.array(auctions.astype(np.int64)),
+            "sold": pa.array(sold.astype(np.int64)),
+            "clicks": pa.array(clicks.astype(np.int64)) if position else pa.nulls(len(names), pa.int64()),
+            "revenue": pa.array(revenue),
+            "welfare": pa.array(welfare),
+            "max_welfare": pa.array(max_welfare),
+            "mean_price": pa.array(np.divide(revenue, sold, out=np.zeros_like(revenue), where=sold > 0),
+                                   mask=sold == 0),
+        })
 
 def record_round(sim: "Simulation", recorder: Recorder, result: "RoundResult", plays: list["ChannelPlay"]) -> None:
     """Write the round: market totals per channel, population totals, and agents as ``record_agents`` says."""
@@ -128,9 +153,7 @@ def record_populations(sim: "Simulation", recorder: Recorder, r: int, plays: lis
         outcome = play.market.outcome_state
         totals = {name: np.array([outcome[a:a + n, column].sum() for a, n, _ in ranges])
                   for name, column in (("spend", SPEND), ("wins", WINS), ("value", VALUE), ("clicks", CLICKS))}
-        bidders = play.channel.bidders_per_auction
-        eligible = ranges[:, 1].sum()
-        per_agent = play.channel.auctions_per_round * (1.0 if bidders == "all" else min(1.0, bidders / eligible))
+        per_agent = _participations_per_agent(sim, play)
         finite = np.isfinite(budget[who])
         recorder.write_populations({
             "round": np.full(len(ranges), r, np.int32),
@@ -145,3 +168,15 @@ def record_populations(sim: "Simulation", recorder: Recorder, r: int, plays: lis
             "regret": mean_regret[who],
             "liquid_welfare": liquid[who],
         }, who.astype(np.int16), np.full(len(ranges), play.index, np.int16))
+
+
+def _participations_per_agent(sim: "Simulation", play: "ChannelPlay") -> np.ndarray:
+    """Expected auctions an agent of each of the channel's ranges entered this round."""
+    bidders = play.channel.bidders_per_auction
+    ranges = play.market.ranges
+    if play.segment_counts is None:
+        eligible = ranges[:, 1].sum()
+        return np.full(len(ranges), play.auctions * (1.0 if bidders == "all" else min(1.0, bidders / eligible)))
+    context = sim.state.contexts[play.index]  # per segment: its auctions, shared by the agents eligible there
+    share = np.minimum(1.0, bidders / np.maximum(context.eligible, 1))
+    return ((play.segment_counts * share)[:, np.newaxis] * (context.ranges[:, :, 1] > 0)).sum(axis=0)

@@ -22,12 +22,13 @@ import pyarrow as pa
 
 from bidscape.bidders import STRATEGIES, Strategy
 from bidscape.engine import kernel
+from bidscape.engine.context import SEGMENT_TOTALS, segment_totals
 from bidscape.engine.pipeline import Pipeline
 from bidscape.engine.rng import auction_key, round_key, run_key_from_seed
 from bidscape.limits import MAX_MULTIPLIER
 from bidscape.loop import finite, records
 from bidscape.loop.counterfactuals import Counterfactuals
-from bidscape.loop.state import MarketState
+from bidscape.loop.state import MarketState, context_of
 from bidscape.mechanisms import MECHANISMS, KernelMarket, Mechanism, Outcomes, Totals
 from bidscape.outputs.recorder import Recorder
 from bidscape.scenario import ResolvedChannel, Scenario
@@ -126,17 +127,13 @@ class Simulation:
 
         key = np.uint64(round_key(self.run_key, r))
         rate = self.settings.run.auction_sample_rate if recorder is not None else 0.0
-        plays = []
-        for c, channel in enumerate(self.channels()):
-            mechanism = MECHANISMS.get(channel.mechanism.type)
-            plays.append(ChannelPlay(c, channel, mechanism, channel_key(key, c), self.state.kernel_market(c),
-                                      Totals(mechanism.slots(channel.mechanism))))
+        plays = [self._play(c, channel, channel_key(key, c), r) for c, channel in enumerate(self.channels())]
         # Several channels take turns in slices of the round, so that their traffic
         # interleaves in time and all of them see budgets run down alike.
         slices = 1 if len(plays) == 1 else CHANNEL_SLICES
         for k in range(slices):
             for play in plays:
-                total = play.channel.auctions_per_round
+                total = play.auctions
                 for first in range(total * k // slices, total * (k + 1) // slices, BATCH_AUCTIONS):
                     n = min(BATCH_AUCTIONS, total * (k + 1) // slices - first)
                     self._clear(play, first, n, rate, r)
@@ -147,7 +144,7 @@ class Simulation:
         cf = self._counterfactuals
         for p, strategy in enumerate(self.strategies):
             strategy.observe(self.state.feedback(p, r, *(cf.of(p) if cf is not None else (None, None))))
-        results = [ChannelResult(play.channel.name, play.channel.auctions_per_round, play.totals) for play in plays]
+        results = [ChannelResult(play.channel.name, play.auctions, play.totals) for play in plays]
         result = RoundResult(r, sum(c.auctions for c in results), sum(c.totals.sold for c in results),
                              sum(c.totals.revenue for c in results), sum(c.totals.welfare for c in results),
                              results, sum(c.totals.max_welfare for c in results))
@@ -160,8 +157,25 @@ class Simulation:
                         columns["clicks"] = pa.nulls(columns["clicks"].size, pa.int8())
                     recorder.write_auctions(columns)
             records.record_round(self, recorder, result, plays)
+            if self.settings.traffic is not None:
+                records.record_segments(self, recorder, r, plays)
         self.round += 1
         return result
+
+    def _play(self, c: int, channel: ResolvedChannel, key: np.uint64, r: int) -> "ChannelPlay":
+        """Channel ``c`` in round ``r``: its auctions, and with ``[traffic]`` their segments."""
+        mechanism = MECHANISMS.get(channel.mechanism.type)
+        totals = Totals(mechanism.slots(channel.mechanism))
+        traffic = self.settings.traffic
+        if traffic is None:
+            return ChannelPlay(c, channel, mechanism, key, self.state.kernel_market(c), totals,
+                               channel.auctions_per_round)
+        auctions = traffic.auctions(channel.auctions_per_round, r)
+        counts = traffic.segment_counts(auctions)
+        context = self.state.contexts[c].for_round(key, counts)
+        return ChannelPlay(c, channel, mechanism, key, self.state.kernel_market(c, context), totals, auctions,
+                           segment_counts=np.asarray(counts, np.int64),
+                           segments=np.zeros((len(counts), len(SEGMENT_TOTALS))))
 
     def _clear(self, play: "ChannelPlay", first: int, n: int, rate: float, r: int) -> None:
         slots = play.totals.slots
@@ -170,6 +184,11 @@ class Simulation:
             out = self._buffers[play.index] = Outcomes.allocate(BATCH_AUCTIONS, slots)
         play.mechanism.clear(play.settings, play.market, play.channel.bidders_per_auction, play.key, first, n, out)
         play.mechanism.accumulate(out, n, play.market, play.totals)
+        if play.segments is not None:
+            clicks = out.clicks[:n] if play.mechanism.capabilities.clicks else None
+            segment_totals(play.market.context[0], first, n, out.winner[:n], out.price[:n], out.value[:n], clicks,
+                           out.efficient[:n], out.others_paid[:n], play.market.bid_state, kernel.SCALE,
+                           play.segments)
         if self._counterfactuals is not None:
             self._counterfactuals.replay(play, out, first, n)
         if rate > 0:
@@ -196,6 +215,8 @@ class Simulation:
                 self.strategies[p].set_params(after.strategy_params(new))
         if [p.values for p in before.populations] != [p.values for p in after.populations]:
             self.state.set_values(after.populations)
+        if context_of(before) != context_of(after):
+            self.state.set_context(after)
 
     def _check_multipliers(self, p: int) -> None:
         part = self.state.multiplier[self.state.population_slice(p)]
@@ -233,7 +254,10 @@ class ChannelPlay:
     key: np.uint64
     market: KernelMarket
     totals: Totals
+    auctions: int  # this round (the channel's auctions_per_round, times the traffic curve's volume)
     sample: list = field(default_factory=list)
+    segment_counts: Optional[np.ndarray] = None  # int64[S]: auctions per segment this round ([traffic] only)
+    segments: Optional[np.ndarray] = None  # float64[S, 6]: totals per segment (``SEGMENT_TOTALS``)
 
     @property
     def settings(self):

@@ -21,6 +21,7 @@ from bidscape.bidders.base import PopulationView, RoundFeedback
 from bidscape.engine.kernel import (BID_COLUMNS, BID_FACTOR, CLICKS, OUTCOME_COLUMNS, QUALITY, REMAINING, SCALE,
                                     SPEND, VALUE, WINS)
 from bidscape.engine.pipeline import Pipeline
+from bidscape.markets.context import ChannelContext, channel_contexts
 from bidscape.mechanisms.base import KernelMarket
 from bidscape.scenario import Population, ResolvedChannel, Scenario
 
@@ -43,6 +44,7 @@ class MarketState:
     group: Optional[np.ndarray] = None  # int64[A] coordination groups (-1 none) when some strategy uses them
     grouped: tuple[bool, ...] = ()  # per channel: whether a population bidding there uses groups
     pipeline: Optional[Pipeline] = None  # a drawing thread (``Simulation(threads=2)``), None: one thread
+    contexts: Optional[list[ChannelContext]] = None  # per channel, its segments; None without [traffic]
 
     @classmethod
     def build(cls, scenario: Scenario, seed: np.random.SeedSequence) -> "MarketState":
@@ -91,14 +93,20 @@ class MarketState:
             participation=np.ones(n_agents) if any(kind.uses_participation for kind in kinds) else None,
             group=np.full(n_agents, -1, np.int64) if any(kind.uses_groups for kind in kinds) else None,
             grouped=tuple(any(kinds[p].uses_groups for p in c.populations) for c in channels),
+            contexts=channel_contexts(scenario, channels, [_ranges(c, start) for c in channels]),
         )
 
-    def kernel_market(self, c: int) -> KernelMarket:
+    def kernel_market(self, c: int, context: Optional[tuple] = None) -> KernelMarket:
+        """Channel ``c``'s arrays for the kernels; ``context`` the round's impressions (``[traffic]`` only)."""
         # groups only where a grouping population bids: other channels may run any mechanism
         group = self.group if self.grouped and self.grouped[c] else None
         return KernelMarket(self.channel_ranges[c], self.bid_state, self.channel_caps[c], self.channel_outcomes[c],
                             self.value_tables, self.marked, self.reserve, self.participation, group,
-                            self.pipeline)
+                            self.pipeline, context)
+
+    def set_context(self, scenario: Scenario) -> None:
+        """Rebuild the segment tables after an event changed traffic, targeting or segment values."""
+        self.contexts = channel_contexts(scenario, scenario.resolved_channels(), self.channel_ranges)
 
     @property
     def n_agents(self) -> int:
@@ -187,6 +195,12 @@ class MarketState:
 
     def set_values(self, populations: list[Population]) -> None:
         self.value_tables = value_tables(populations)
+
+
+def context_of(scenario: Scenario) -> tuple:
+    """What the segment tables are built from: equal for two settings means the same tables."""
+    traffic = None if scenario.traffic is None else scenario.traffic.model_dump()
+    return traffic, [(p.targets, p.segment_value) for p in scenario.populations]
 
 
 def value_tables(populations: list[Population]) -> np.ndarray:

@@ -26,7 +26,7 @@ import mesa
 import numpy as np
 
 from bidscape import __version__
-from bidscape.outputs.columns import strategy_tables
+from bidscape.outputs.columns import extra_tables
 from bidscape.outputs.recorder import Recorder
 from bidscape.outputs.summary import RunTotals
 from bidscape.loop.simulation import RoundResult, Simulation
@@ -140,7 +140,7 @@ class MarketModel(mesa.Model):
         self.recorder: Optional[Recorder] = None
         if record_to is not None:
             self.recorder = Recorder(Path(record_to), self.scenario.to_dict(), names, __version__, overwrite,
-                                     channels, strategy_tables(self.scenario))
+                                     channels, extra_tables(self.scenario))
         self.simulation: Optional[Simulation] = None
         try:
             self.simulation = Simulation(self.scenario)

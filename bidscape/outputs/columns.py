@@ -91,6 +91,32 @@ AUCTIONS_SCHEMA = pa.schema([
 ])
 
 
+SEGMENTS_SCHEMA = pa.schema([  # markets with [traffic] only: one row per round, channel and segment
+    ("round", pa.int32()),
+    ("channel", _NAME),
+    ("segment", pa.string()),
+    ("auctions", pa.int64()),
+    ("sold", pa.int64()),  # filled slot impressions
+    ("clicks", pa.int64()),  # position auctions; null for single-item auctions
+    ("revenue", pa.float64()),
+    ("welfare", pa.float64()),
+    ("max_welfare", pa.float64()),
+    ("mean_price", pa.float64()),  # revenue / sold; null when nothing sold
+])
+
+
+def extra_tables(scenario: Any) -> dict[str, pa.Schema]:
+    """The tables a run writes besides ``TABLES``: ``segments`` in a market with ``[traffic]``,
+    and the strategies' own (``strategy_tables``)."""
+    tables = strategy_tables(scenario)
+    if getattr(scenario, "traffic", None) is not None:
+        if "segments" in tables:
+            raise ValueError("a strategy declares a table named 'segments', which markets with traffic write")
+        tables["segments"] = SEGMENTS_SCHEMA
+        tables["auctions"] = AUCTIONS_SCHEMA.append(pa.field("segment", pa.string()))  # the impression's segment
+    return tables
+
+
 def strategy_tables(scenario: Any) -> dict[str, pa.Schema]:
     """The extra tables (name -> Arrow schema) the scenario's strategies write (``Strategy.tables``)."""
     from bidscape.bidders import STRATEGIES

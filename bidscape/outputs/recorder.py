@@ -75,9 +75,10 @@ class Recorder(RunFolder):
     def write_auctions(self, columns: dict[str, Any]) -> None:
         channel = pa.DictionaryArray.from_arrays(pa.array(columns["channel"], pa.int16()), self._channel_dictionary)
         unsold = np.asarray(columns["winner"]) < 0
-        conformed = {k: _conform(v, AUCTIONS_SCHEMA.field(k).type, False) for k, v in columns.items() if k != "channel"}
+        schema = self._schemas["auctions"]  # with a segment column in markets with traffic
+        conformed = {k: _conform(v, schema.field(k).type, False) for k, v in columns.items() if k != "channel"}
         conformed["winner_value"] = pa.array(columns["winner_value"], pa.float64(), mask=unsold)
-        self.write_batch("auctions", pa.record_batch({**conformed, "channel": channel}, schema=AUCTIONS_SCHEMA))
+        self.write_batch("auctions", pa.record_batch({**conformed, "channel": channel}, schema=schema))
 
 
 def _conform(column: Any, kind: pa.DataType, nullable: bool) -> pa.Array:

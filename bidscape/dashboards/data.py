@@ -23,6 +23,7 @@ import polars as pl
 import streamlit as st
 
 from bidscape import analysis
+from bidscape.analysis.metrics import _scan as scan_table  # the missing-table error, with its fix
 from bidscape.dashboards import discovery
 from bidscape.dashboards.discovery import Discovery, Entry, discover, fingerprint, read_manifest
 from bidscape.errors import InputError, Problem
@@ -234,19 +235,11 @@ def histogram(frame: pl.DataFrame, column: str, by: Optional[str] = "population"
 
 # ---- auction and agent samples ----
 
-def _require(ref, table: str) -> Path:
-    path = ref.run.path / f"{table}.arrow"
-    if not path.is_file():
-        raise InputError(Problem("", f"run '{ref.run.path}' has no {table}.arrow (written by an older bidscape?)",
-                                 "re-run the scenario with this version"))
-    return path
-
-
 def auctions_scan(source: Sequence[str], filters: Filters = Filters()) -> pl.LazyFrame:
     """The auction sample of every run of the source, labelled by group and seed, filtered (lazy)."""
     frames = []
     for ref in analysis.runs_of(list(source)):
-        scan = pl.scan_ipc(_require(ref, "auctions")).with_columns(pl.col("channel").cast(pl.String))
+        scan = scan_table(ref, "auctions").with_columns(pl.col("channel").cast(pl.String))
         frames.append(scan.with_columns(pl.lit(ref.group).alias("group"), pl.lit(ref.seed, pl.Int64).alias("seed")))
     scan = pl.concat(frames, how="diagonal_relaxed")
     scan = filter_rows(scan, filters, populations=False)
@@ -254,17 +247,21 @@ def auctions_scan(source: Sequence[str], filters: Filters = Filters()) -> pl.Laz
     return scan.select("group", "seed", *[c for c in names if c not in ("group", "seed")])
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _price_histogram(source: tuple[str, ...], stamp: tuple, filters: Filters, bins: int
-                     ) -> tuple[pl.DataFrame, pl.DataFrame]:
+def sold_prices(source: Sequence[str], filters: Filters = Filters(), *columns: str) -> pl.LazyFrame:
+    """Group, seed and price of the sold auctions of the sample (and ``columns``), priced as ``price_histogram``."""
     scan = auctions_scan(source, filters)
     per_click = _click_priced(source)
     if per_click:  # a click-priced slot pays only when clicked: the price of a click, not the 0 of a miss
         clicked = pl.col("channel").is_in(per_click) & pl.col("clicks").is_not_null()
         scan = scan.filter(~clicked | (pl.col("clicks") > 0)).with_columns(
             pl.when(clicked).then(pl.col("price") / pl.col("clicks")).otherwise(pl.col("price")).alias("price"))
-    sold = scan.filter(pl.col("winner") >= 0).select("group", "seed", "price")
-    prices = sold.collect(engine="streaming")
+    return scan.filter(pl.col("winner") >= 0).select("group", "seed", "price", *columns)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _price_histogram(source: tuple[str, ...], stamp: tuple, filters: Filters, bins: int
+                     ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    prices = sold_prices(source, filters).collect(engine="streaming")
     counts, _ = histogram(prices, "price", by="group", bins=bins)
     summary = prices.group_by("group").agg(
         pl.len().alias("n"), pl.col("price").mean().alias("mean"),

@@ -18,6 +18,9 @@ EXPECTED = {  # a line of each script's findings
     # model.steps and simulation.round: the model really stepped the market once per round
     "mesa_market.py": "MarketModel: 10 steps = 10 rounds",
     "llm_bidders.py": "second_price: ",  # a real model (the llm extra): what it chose per format
+    "common_value_revenue.py": "of (n-1)/(n+1) E[c] = 0.60 for every sigma",
+    "narrowing_targeting.py": "Narrowing to news: the brand's own welfare",
+    "traffic_curve_pacing.py": "gives the pacers the most utility",
 }
 
 

@@ -13,19 +13,19 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.markup import escape  # user text (names, paths, bad values) is not markup
 from rich.table import Table
 
 from bidscape.cli_help import Group, without_flag_types
+from bidscape.cli_summary import console as _summary_console, print_summary as _print_summary
 from bidscape.errors import InputError, Interrupted, Problem
 from bidscape.interrupts import last_interruption
 from bidscape.scenario import Scenario
 
 app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fast, exact agent-based simulation of auctions and markets.")
-console = Console()
+console = _summary_console  # one console: what the summary prints and the rest interleave in order
 if not console.is_terminal:  # piped or captured: keep tables on one line each
     console = Console(width=120)
 errors = Console(stderr=True)
@@ -250,39 +250,13 @@ def _describe(scenario: Scenario) -> str:
         market = (f"{scenario.run.auctions_per_round:,} auctions, {scenario.mechanism.type} "
                   f"(reserve {scenario.mechanism.reserve:g}" + (f", {slots} slots" if slots > 1 else "")
                   + f"), {bidders} bidders per auction")
+    traffic = scenario.traffic
+    if traffic is not None:
+        market += (f"; {len(traffic.segments)} segment(s)"
+                   + (f", traffic curve of {len(traffic.curve)} rounds" if len(traffic.curve) > 1 else ""))
     return (f"{scenario.total_agents:,} agents in {len(scenario.populations)} population(s), "
             f"{scenario.run.rounds} rounds x {market}"
             + (f", {len(scenario.events)} scheduled event(s)" if scenario.events else ""))
-
-
-def _print_summary(summary: dict[str, Any]) -> None:
-    m = summary["market"]
-    market = Table(title="market", box=box.SIMPLE_HEAD, header_style="bold")
-    for column in ("auctions", "sold", "revenue", "welfare", "efficiency", "mean price"):
-        market.add_column(column, justify="right")
-    efficiency = m.get("efficiency")
-    market.add_row(_compact(m["auctions"]), f"{m['sold_share']:.1%}", _compact(m["revenue"]),
-                   _compact(m["welfare"]), "-" if efficiency is None else f"{efficiency:.1%}",
-                   "-" if m["mean_price"] is None else f"{m['mean_price']:.4f}")
-    console.print(market)
-    populations = Table(title="populations", box=box.SIMPLE_HEAD, header_style="bold")
-    for column in ("population", "strategy", "agents", "spend", "budget used", "wins", "utility", "multiplier"):
-        populations.add_column(column, justify="left" if column in ("population", "strategy") else "right")
-    for p in summary["populations"]:
-        used = "-" if p["budget_utilisation"] is None else f"{p['budget_utilisation']:.1%}"
-        populations.add_row(escape(p["population"]), p["strategy"], _compact(p["agents"]), _compact(p["spend"]), used,
-                            _compact(p["wins"]), _compact(p["utility"]),
-                            f"{p['mean_multiplier_first_round']:.2f}->{p['mean_multiplier_last_round']:.2f}")
-    console.print(populations)
-    console.print("efficiency: welfare / welfare of the efficient allocation; multiplier: mean bid multiplier in "
-                  "the first and the last round; budget used: spend / budget")
-
-
-def _compact(number: float) -> str:
-    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(number) >= size:
-            return f"{number / size:.2f}{suffix}"
-    return f"{number:.4g}" if isinstance(number, float) else str(number)
 
 
 def _print_findings(result) -> None:

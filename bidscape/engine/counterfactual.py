@@ -7,8 +7,9 @@ that auction bidding ``grid[k] x value``, the other bids held fixed. The highest
 competing bid is read off the cleared auction: the second bid if the agent won, the top
 bid otherwise (when the auction went unsold both are below the reserve, and either gives
 the same price). Its counterfactual bid wins when it is above that bid and at least the
-reserve and its own reserve, and pays the mechanism's price (``single_price``: first or
-second price, reserves, soft floors; all-pay bidders pay their bid win or lose).
+reserve and its own reserve, and pays the price the kernel would charge (``kernel.single_price``,
+the one rule both use: first or second price, reserves, soft floors; all-pay bidders pay their
+bid win or lose).
 
 Approximations, stated: a counterfactual bid is capped by the budget left at the end
 of the batch rather than at the auction's time, and ties count as losses. Mechanisms
@@ -22,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from bidscape.engine.draws import BLOCK, LOOKAHEAD, draw_block, draw_value, eligible_agents
-from bidscape.engine.kernel import REMAINING, RULE_RESERVE, RULE_SOFT_FLOOR, SCALE, SECOND_W, TOP_W, takes_part
+from bidscape.engine.kernel import REMAINING, RULE_RESERVE, SCALE, single_price, takes_part
 from bidscape.engine.prefetch import prefetch_item, prefetch_row
 from bidscape.engine.rng import auction_key
 
@@ -32,17 +33,12 @@ def _add(rule, all_pay, agent, row, grid, arms, value, competing, bid_state, per
     remaining = bid_state[agent, REMAINING]
     own_reserve = 0.0 if personal is None else personal[agent]
     reserve = rule[RULE_RESERVE]
-    soft_floor = rule[RULE_SOFT_FLOOR]
     floor = max(reserve, own_reserve)
-    # the price of a winning bid b is max(w1 b + w2 c, floors), or b below the soft floor
-    fixed = rule[SECOND_W] * competing
-    least = max(reserve, soft_floor, own_reserve)
     taken[row] += 1.0
     for k in range(arms):  # branchless, so that LLVM can vectorise over the arms
         bid = min(grid[k] * value, remaining)
         wins = (bid > competing) & (bid > 0.0) & (bid >= floor)
-        price = max(rule[TOP_W] * bid + fixed, least)
-        price = bid if bid < soft_floor else price
+        price = single_price(rule, bid, competing, 0.0, own_reserve)  # the kernel's own rule
         lost = -bid if all_pay and (bid > 0.0) & (bid >= reserve) else 0.0
         utility[row, k] += (value - price) if wins else lost
 

@@ -115,11 +115,15 @@ def charge(agent, amount, bid_state, cap):
 
 @njit(cache=True, inline="always")
 def single_price(rule, top, second, third, own_reserve):
-    """What the winner of a single-item auction pays (``top`` is at or above the reserve)."""
-    if top < rule[RULE_SOFT_FLOOR]:  # between the hard and the soft floor: pay your bid
-        return top
-    paid = rule[TOP_W] * top + rule[SECOND_W] * second + rule[THIRD_W] * third
-    return max(paid, rule[RULE_RESERVE], rule[RULE_SOFT_FLOOR], own_reserve)
+    """What the winner of a single-item auction pays (``top`` is at or above the reserve).
+
+    The one price rule of single-item auctions: the kernels price the winner with it, and the
+    counterfactual replay (``bidscape.engine.counterfactual``) prices every grid bid with it.
+    Branchless (a select, not a jump), so that the replay's loop over a grid vectorises.
+    """
+    paid = max(rule[TOP_W] * top + rule[SECOND_W] * second + rule[THIRD_W] * third,
+               rule[RULE_RESERVE], rule[RULE_SOFT_FLOOR], own_reserve)
+    return top if top < rule[RULE_SOFT_FLOOR] else paid  # between the hard and the soft floor: pay your bid
 
 
 @njit(cache=True, inline="always")

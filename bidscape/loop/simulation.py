@@ -144,7 +144,7 @@ class Simulation:
         cf = self._counterfactuals
         for p, strategy in enumerate(self.strategies):
             strategy.observe(self.state.feedback(p, r, *(cf.of(p) if cf is not None else (None, None))))
-        results = [ChannelResult(play.channel.name, play.auctions, play.totals) for play in plays]
+        results = [ChannelResult(play.channel.name, play.auctions, play.totals, play.segments) for play in plays]
         result = RoundResult(r, sum(c.auctions for c in results), sum(c.totals.sold for c in results),
                              sum(c.totals.revenue for c in results), sum(c.totals.welfare for c in results),
                              results, sum(c.totals.max_welfare for c in results))
@@ -242,6 +242,7 @@ class ChannelResult:
     name: str
     auctions: int
     totals: Totals
+    segments: Optional[np.ndarray] = None  # float64[S, 6] per segment (``SEGMENT_TOTALS``), [traffic] only
 
 
 @dataclass

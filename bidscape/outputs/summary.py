@@ -47,12 +47,18 @@ class RunTotals:
         self.wins = np.zeros(populations)
         self.value = np.zeros(populations)
         self.first_multiplier: Optional[np.ndarray] = None
+        traffic = simulation.scenario.traffic
+        self.segment_names = [] if traffic is None else [s.name for s in traffic.segments]
+        self.segments = np.zeros((len(self.segment_names), 6))  # columns: engine.context.SEGMENT_TOTALS
 
     def add(self, result) -> None:
         for key in ("auctions", "sold", "revenue", "welfare", "max_welfare"):
             self.market[key] += getattr(result, key)
         self.market["rounds"] += 1
         self.market["slots_offered"] += sum(c.auctions * c.totals.slots for c in result.channels)
+        for channel in result.channels:
+            if channel.segments is not None:
+                self.segments += channel.segments
         state = self.simulation.state
         starts = state.population_start[:-1]
         self.spend += np.add.reduceat(state.spend, starts)
@@ -96,4 +102,14 @@ class RunTotals:
                 "mean_multiplier_last_round": float(last_multiplier[p]),
                 "mean_regret": self._mean_regret(p),
             })
-        return json_safe({"market": m, "populations": populations})  # e.g. a NaN mean regret: null, not NaN
+        summary = {"market": m, "populations": populations}
+        if self.segment_names:
+            summary["segments"] = [self._segment(name, row) for name, row in zip(self.segment_names, self.segments)]
+        return json_safe(summary)  # e.g. a NaN mean regret: null, not NaN
+
+    @staticmethod
+    def _segment(name: str, row: np.ndarray) -> dict[str, Any]:
+        auctions, sold, _, revenue, welfare, max_welfare = (float(x) for x in row)
+        return {"segment": name, "auctions": int(auctions), "sold": int(sold), "revenue": revenue,
+                "welfare": welfare, "efficiency": welfare / max_welfare if max_welfare > 0 else None,
+                "mean_price": revenue / sold if sold > 0 else None}

@@ -317,3 +317,181 @@ def test_the_command_line_exits_2_before_writing_anything(tmp_path, monkeypatch,
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert line.startswith("error: ") and "traffic.segments" in line and "add up to 1.1" in line
     assert not out.exists()
+
+
+# ---- click-through rates and their prediction ----
+
+def with_ctrs(raw: dict) -> dict:
+    """RAW as a position auction with click-through rates: news-mobile's base ctr 0.4, sports-desktop's
+    unset (1); sports advertisers clicked 1.5 times as often; predictions with noise 0.3."""
+    raw["mechanism"] = {"type": "gsp", "slot_ctrs": [0.5, 0.3], "ctr_prediction": {"noise": 0.3}}
+    raw["traffic"]["segments"][0]["ctr"] = 0.4
+    raw["populations"][1]["ctr_multiplier"] = 1.5
+    return raw
+
+
+CTRS = with_ctrs(copy.deepcopy(RAW))
+
+
+def ctr_changed(edit) -> dict:
+    raw = copy.deepcopy(CTRS)
+    edit(raw)
+    return raw
+
+
+def test_click_through_rates_parse():
+    scenario = Scenario.from_dict(copy.deepcopy(CTRS))
+    assert [s.ctr for s in scenario.traffic.segments] == [0.4, None]
+    assert [p.ctr_multiplier for p in scenario.populations] == [1.0, 1.5, 1.0]
+    assert scenario.mechanism.ctr_prediction.noise == 0.3
+    assert [scenario.click_factor(p, 0) for p in range(3)] == pytest.approx([0.4, 0.6, 0.4])
+    assert [scenario.click_factor(p, 1) for p in range(3)] == [1.0, 1.5, 1.0]
+    dumped = scenario.to_dict()
+    assert dumped["mechanism"]["ctr_prediction"] == {"noise": 0.3}
+    assert "ctr_multiplier" not in dumped["populations"][0] and dumped["populations"][1]["ctr_multiplier"] == 1.5
+    assert Scenario.from_dict(dumped) == scenario
+    integers = ctr_changed(lambda r: r["populations"][1].update(ctr_multiplier=2)
+                           or r["mechanism"].update(ctr_prediction={"noise": 0}))
+    scenario = Scenario.from_dict(integers)
+    assert scenario.populations[1].ctr_multiplier == 2.0 and scenario.mechanism.ctr_prediction.noise == 0.0
+
+
+def test_without_click_through_rates_the_scenario_dumps_as_before():
+    dumped = Scenario.from_dict(copy.deepcopy(RAW) | {"channels": [{"name": "x"}]}).to_dict()
+    assert list(dumped["mechanism"]) == ["type", "reserve", "soft_floor", "slot_ctrs", "pricing"]
+    assert list(dumped["channels"][0]["mechanism"]) == ["type", "reserve", "soft_floor", "slot_ctrs", "pricing"]
+    assert all("ctr_multiplier" not in p for p in dumped["populations"])
+    assert dumped["traffic"]["segments"][1]["ctr"] is None  # as common_value: written when unset
+    raw = changed(lambda r: r.pop("traffic"))
+    for p in raw["populations"]:
+        p.pop("targets", None)
+        p.pop("segment_value", None)
+    scenario = Scenario.from_dict(raw)
+    assert scenario.click_factor(0, 0) == 1.0
+    with pytest.raises(IndexError):
+        scenario.click_factor(0, 1)
+
+
+def test_a_channel_may_predict_and_inherits_the_prediction():
+    raw = ctr_changed(lambda r: r.update(channels=[
+        {"name": "own", "mechanism": {"ctr_prediction": {"noise": 0.1}}},
+        {"name": "inherits", "mechanism": {"slot_ctrs": [0.4]}},
+        {"name": "banner", "mechanism": {"type": "second_price"}}]))  # ignores the inherited prediction
+    scenario = Scenario.from_dict(raw)
+    own, inherits, banner = scenario.resolved_channels()
+    assert own.mechanism.ctr_prediction.noise == 0.1 and inherits.mechanism.ctr_prediction.noise == 0.3
+    assert banner.mechanism.type == "second_price"
+    dumped = scenario.to_dict()["channels"]
+    assert dumped[0]["mechanism"]["ctr_prediction"] == {"noise": 0.1}
+    assert "ctr_prediction" not in dumped[1]["mechanism"]
+    assert Scenario.from_dict(scenario.to_dict()) == scenario
+
+
+def test_the_largest_quality_of_a_lognormal_is_its_largest_draw():
+    lognormal = {"dist": "lognormal", "mean": -3.0, "sigma": 0.3}  # largest draw exp(-3 + 8.5 x 0.3) = 0.64
+    raw = ctr_changed(lambda r: r["populations"][0].update(quality=lognormal))
+    assert Scenario.from_dict(raw).populations[0].quality.sigma == 0.3
+    lognormal["mean"] = -0.5  # exp(-0.5 + 2.55) = 7.77, x 0.4 x 0.5 > 1
+    problem = one_problem(ctr_changed(lambda r: r["populations"][0].update(quality=lognormal)))
+    assert problem.path == "traffic.segments[0].ctr" and "quality up to 7.768" in problem.message
+
+
+CTR_BAD = [
+    ("ctr-zero", lambda r: r["traffic"]["segments"][0].update(ctr=0.0), "traffic.segments[0].ctr",
+     ["use a value > 0"]),
+    ("ctr-above-one", lambda r: r["traffic"]["segments"][0].update(ctr=1.2), "traffic.segments[0].ctr",
+     ["use a value <= 1"]),
+    ("ctr-nan", lambda r: r["traffic"]["segments"][0].update(ctr=float("nan")), "traffic.segments[0].ctr",
+     ["finite number"]),
+    ("ctr-a-word", lambda r: r["traffic"]["segments"][0].update(ctr="0.4"), "traffic.segments[0].ctr",
+     ["write a number"]),
+    ("ctr-multiplier-zero", lambda r: r["populations"][1].update(ctr_multiplier=0.0),
+     "populations[1].ctr_multiplier", ["use a value > 0"]),
+    ("ctr-multiplier-huge", lambda r: r["populations"][1].update(ctr_multiplier=1001.0),
+     "populations[1].ctr_multiplier", ["use a value <= 1000"]),
+    ("ctr-multiplier-infinite", lambda r: r["populations"][1].update(ctr_multiplier=float("inf")),
+     "populations[1].ctr_multiplier", ["finite number"]),
+    ("noise-negative", lambda r: r["mechanism"].update(ctr_prediction={"noise": -0.1}),
+     "mechanism.ctr_prediction.noise", ["use a value >= 0"]),
+    ("noise-above-three", lambda r: r["mechanism"].update(ctr_prediction={"noise": 3.5}),
+     "mechanism.ctr_prediction.noise", ["use a value <= 3"]),
+    ("noise-missing", lambda r: r["mechanism"].update(ctr_prediction={}), "mechanism.ctr_prediction.noise",
+     ["required field is missing"]),
+    ("noise-misspelt", lambda r: r["mechanism"].update(ctr_prediction={"nois": 0.3}),
+     "mechanism.ctr_prediction.nois", ["did you mean 'noise'"]),
+    ("channel-noise-infinite", lambda r: r.update(channels=[
+        {"name": "x", "mechanism": {"ctr_prediction": {"noise": float("inf")}}}]),
+     "channels[0].mechanism.ctr_prediction.noise", ["finite number"]),
+    ("prediction-without-position-auction", lambda r: r["mechanism"].update(type="second_price"),
+     "mechanism.ctr_prediction", ["for position auctions (gsp, vcg), not 'second_price'", 'type = "gsp"']),
+    ("channel-prediction-without-position-auction", lambda r: r.update(channels=[
+        {"name": "x", "mechanism": {"type": "first_price", "ctr_prediction": {"noise": 0.1}}}]),
+     "channels[0].mechanism.ctr_prediction", ["for position auctions (gsp, vcg), not 'first_price'"]),
+    ("click-probability-above-one-by-ctr", lambda r: r["traffic"]["segments"][0].update(ctr=1.0)
+     or r["populations"][0].update(ctr_multiplier=2.5),
+     "traffic.segments[0].ctr", ["click probabilities above 1", "population 'news'", "ctr 1 (segment "
+                                 "'news-mobile') x ctr_multiplier 2.5 x the top slot's ctr 0.5 = 1.25",
+                                 "lower ctr or ctr_multiplier so that quality x ctr x ctr_multiplier x the top "
+                                 "slot's ctr stays at or below 1"]),
+    ("click-probability-above-one-by-multiplier", lambda r: r["populations"][1].update(ctr_multiplier=3.0),
+     "populations[1].ctr_multiplier", ["segment 'sports-desktop'", "= 1.5"]),
+    ("click-probability-above-one-by-quality", lambda r: r["populations"][2].update(
+        quality={"dist": "uniform", "low": 1.0, "high": 2.5}),
+     "populations[2].quality", ["quality up to 2.5 (population 'everyone')", "= 1.25"]),
+    ("click-probability-above-one-in-a-channel", lambda r: r.update(channels=[
+        {"name": "x", "mechanism": {"slot_ctrs": [1.0]}}]) or r["populations"][1].update(ctr_multiplier=1.2),
+     "populations[1].ctr_multiplier", ["= 1.2 in channel 'x'"]),
+    ("ctr-multiplier-without-traffic", lambda r: r.pop("traffic") and r["populations"][0].pop("targets")
+     and r["populations"][1].pop("segment_value") and r["mechanism"].pop("ctr_prediction"),
+     "populations[1].ctr_multiplier", ["needs [traffic]", "add a [traffic] section (one segment with share = 1 "
+                                       "is enough)"]),
+    ("prediction-without-traffic", lambda r: r.pop("traffic") and r["populations"][0].pop("targets")
+     and r["populations"][1].pop("segment_value") and r["populations"][1].pop("ctr_multiplier"),
+     "mechanism.ctr_prediction", ["needs [traffic]", "one segment with share = 1 is enough"]),
+    ("channel-prediction-without-traffic", lambda r: r.pop("traffic") and r["populations"][0].pop("targets")
+     and r["populations"][1].pop("segment_value") and r["populations"][1].pop("ctr_multiplier")
+     and r["mechanism"].pop("ctr_prediction") and r.update(channels=[
+         {"name": "x", "mechanism": {"ctr_prediction": {"noise": 0.1}}}]),
+     "channels[0].mechanism.ctr_prediction", ["needs [traffic]"]),
+]
+
+
+@pytest.mark.parametrize("edit, path, expect", [pytest.param(*c[1:], id=c[0]) for c in CTR_BAD])
+def test_bad_click_through_rates_are_one_problem_at_the_field(edit, path, expect):
+    problem = one_problem(ctr_changed(edit))
+    assert problem.path == path, str(problem)
+    for text in expect:
+        assert text in str(problem)
+
+
+def test_without_position_auctions_click_probabilities_are_not_bounded():
+    raw = ctr_changed(lambda r: r["mechanism"].update(type="second_price")
+                      or r["populations"][1].update(ctr_multiplier=1000.0))
+    del raw["mechanism"]["ctr_prediction"]
+    assert Scenario.from_dict(raw).populations[1].ctr_multiplier == 1000.0
+
+
+def test_events_and_overrides_may_change_click_through_rates():
+    paths = {"traffic.segments.news-mobile.ctr": 0.2, "traffic.segments.1.ctr": 0.5,
+             "populations.sports.ctr_multiplier": 1.2, "mechanism.ctr_prediction.noise": 0.5,
+             "channels.x.mechanism.ctr_prediction.noise": 0.1}
+    assert all(any(fnmatch.fnmatchcase(p, s) for s in SETTABLE_DURING_RUN) for p in paths)
+    raw = ctr_changed(lambda r: r.update(channels=[{"name": "x"}], events=[{"at_round": 2, "set": paths}]))
+    scenario = Scenario.from_dict(raw)
+    assert scenario.events[0].set == paths
+    # unset prediction tables are created by the path, at the top level and in a channel
+    unset = ctr_changed(lambda r: r.update(channels=[{"name": "x"}]))
+    del unset["mechanism"]["ctr_prediction"]
+    updated = Scenario.from_dict(unset).with_updates({"mechanism.ctr_prediction.noise": 0.5,
+                                                      "channels.x.mechanism.ctr_prediction.noise": 0.1})
+    assert updated.mechanism.ctr_prediction.noise == 0.5
+    assert updated.resolved_channels()[0].mechanism.ctr_prediction.noise == 0.1
+    unset.update(events=[{"at_round": 1, "set": {"mechanism.ctr_prediction.noise": 0.2}}])
+    assert Scenario.from_dict(unset).events[0].set == {"mechanism.ctr_prediction.noise": 0.2}
+
+
+def test_an_event_that_lifts_a_click_probability_above_one_is_reported():
+    problem = one_problem(ctr_changed(lambda r: r.update(events=[
+        {"at_round": 2, "set": {"populations.sports.ctr_multiplier": 2.5}}])))
+    assert problem.path == "events[0] (at round 2): populations[1].ctr_multiplier"
+    assert "= 1.25" in problem.message

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from bidscape.errors import InputError, Problem, did_you_mean
 from bidscape.scenario.loading import set_path
 from bidscape.scenario.messages import problems_from
-from bidscape.scenario.traffic import traffic_problems
+from bidscape.scenario.traffic import smallest_draw, traffic_problems
 
 if TYPE_CHECKING:
     from bidscape.scenario.schema import MechanismSection, Population, Scenario
@@ -27,7 +27,7 @@ SETTABLE_DURING_RUN = (
     "channels.*.mechanism.*", "channels.*.auctions_per_round", "channels.*.bidders_per_auction",
     "traffic.curve", "traffic.segments.*.share", "traffic.segments.*.common_value",
     "traffic.segments.*.common_value.*", "populations.*.targets", "populations.*.segment_value",
-    "populations.*.segment_value.*",
+    "populations.*.segment_value.*", "traffic.segments.*.ctr", "populations.*.ctr_multiplier",
 )
 
 
@@ -79,7 +79,7 @@ def _check_semantics(scenario: Scenario) -> list[Problem]:
         if strategy.needs_budget and population.budget is None:
             problems.append(Problem(f"{where}.budget", f"strategy '{population.strategy}' needs a budget",
                                     'add e.g. budget = { dist = "uniform", low = 50.0, high = 150.0 }'))
-        if population.quality.quantile_table(1)[0] <= 0:
+        if smallest_draw(population.quality) <= 0:
             problems.append(Problem(f"{where}.quality", "quality scores must be positive",
                                     "use a distribution above 0, e.g. { dist = \"constant\", value = 1.0 }"))
         channel_names = [c.name for c in scenario.channels]

@@ -27,6 +27,7 @@ Auctions = Annotated[int, Field(ge=1), limits.at_most(limits.MAX_AUCTIONS_PER_RO
 Ctrs = Annotated[list[float], Field(min_length=1, max_length=limits.MAX_SLOTS)]
 Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Multiplier = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+CtrMultiplier = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
 MAX_CURVE = 100_000
 MAX_SEGMENTS = 255
 
@@ -46,12 +47,22 @@ class RunSection(_Section):
     experimental: bool = False  # allow strategies marked experimental (e.g. llm_proxy)
 
 
+class CtrPrediction(_Section):
+    """``ctr_prediction = { noise = ... }``: the exchange ranks and prices a position auction by
+    bid x predicted CTR, the true CTR times a mean-one lognormal factor (mu = -noise^2 / 2,
+    sigma = ``noise``) drawn per impression and advertiser; 0 predicts perfectly."""
+
+    noise: float = Field(ge=0, le=3, allow_inf_nan=False)
+
+
 class MechanismSection(_Section):
     type: str = "second_price"
     reserve: Amount = 0.0
     soft_floor: Amount = 0.0
     slot_ctrs: Ctrs = Field(default_factory=lambda: [1.0])
     pricing: Literal["click", "impression"] = "click"
+    # left out of ``to_dict`` when unset, so scenarios without it write what they wrote before
+    ctr_prediction: Optional[CtrPrediction] = Field(None, exclude_if=lambda v: v is None)
 
     @field_validator("slot_ctrs")
     @classmethod
@@ -70,6 +81,7 @@ class MechanismOverrides(_Section):
     soft_floor: Optional[Amount] = None
     slot_ctrs: Optional[Ctrs] = None
     pricing: Optional[Literal["click", "impression"]] = None
+    ctr_prediction: Optional[CtrPrediction] = Field(None, exclude_if=lambda v: v is None)
 
     _ctrs = field_validator("slot_ctrs")(classmethod(lambda cls, v: v if v is None
                                                      else MechanismSection._non_negative(v)))
@@ -101,6 +113,7 @@ class Population(_Section):
     # traffic write exactly what they wrote before
     targets: Optional[list[str]] = Field(None, min_length=1, exclude_if=lambda v: v is None)
     segment_value: dict[str, Multiplier] = Field(default_factory=dict, exclude_if=lambda v: not v)
+    ctr_multiplier: CtrMultiplier = Field(1.0, exclude_if=lambda v: v == 1.0)
     # the strategy's parsed ``params`` and the table they were parsed from (set by the checks)
     _parsed: Optional[tuple[dict[str, Any], BaseModel]] = PrivateAttr(None)
 
@@ -149,12 +162,14 @@ class ResolvedChannel:
 
 
 class Segment(_Section):
-    """A kind of impression (e.g. "news-mobile"): its share of every channel's auctions and an
-    optional common value, one draw per auction multiplying every bidder's value."""
+    """A kind of impression (e.g. "news-mobile"): its share of every channel's auctions, an
+    optional common value, one draw per auction multiplying every bidder's value, and an
+    optional base click-through rate (``ctr``; None: 1, click probabilities as without segments)."""
 
     name: str = Field(min_length=1)
     share: Share
     common_value: Optional[Distribution] = None
+    ctr: Optional[Share] = None
 
 
 class Traffic(_Section):
@@ -237,7 +252,8 @@ class Scenario(TomlDocument, _Section):
         names = [p.name for p in self.populations]
         resolved = []
         for channel in self.channels:
-            changes = channel.mechanism.model_dump(exclude_none=True)
+            # the fields as set, not dumped: nested tables (ctr_prediction) stay models
+            changes = {name: copy.deepcopy(value) for name, value in channel.mechanism if value is not None}
             resolved.append(ResolvedChannel(
                 channel.name,
                 self.mechanism.model_copy(update=changes),
@@ -257,6 +273,17 @@ class Scenario(TomlDocument, _Section):
         """The factor on the population's values in the segment (``segment_value``; 1 when unset)."""
         name, values = self._segment_name(segment_index), self.populations[population_index].segment_value
         return float(values.get(name, 1.0))
+
+    def click_factor(self, population_index: int, segment_index: int) -> float:
+        """The factor on the population's click probabilities in the segment: the segment's ``ctr``
+        (1 when unset) x the population's ``ctr_multiplier``; a bidder of quality ``q`` in slot ``k``
+        is clicked with probability ``q x click_factor x slot_ctrs[k]``."""
+        multiplier = float(self.populations[population_index].ctr_multiplier)
+        self._segment_name(segment_index)  # IndexError for a segment that does not exist
+        if self.traffic is None:
+            return multiplier
+        ctr = self.traffic.segments[segment_index].ctr
+        return (1.0 if ctr is None else float(ctr)) * multiplier
 
     def _segment_name(self, segment_index: int) -> Optional[str]:
         if self.traffic is None:

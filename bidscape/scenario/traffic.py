@@ -1,6 +1,7 @@
 """Segments and traffic (``[traffic]``): the arithmetic of the curve and of the split by share,
 and what the types cannot say (the shares add up to 1, names resolve, every segment of every
-channel has enough eligible bidders).
+channel has enough eligible bidders, click-through rates and their prediction fit the mechanism
+and keep click probabilities at or below 1).
 
 The models themselves, ``Traffic`` and ``Segment``, are in ``bidscape.scenario.schema``.
 """
@@ -14,9 +15,28 @@ from typing import TYPE_CHECKING, Sequence
 from bidscape.errors import Problem, did_you_mean
 
 if TYPE_CHECKING:
+    from bidscape.markets.distributions import Distribution
     from bidscape.scenario.schema import ResolvedChannel, Scenario
 
 SHARE_TOLERANCE = 1e-9
+PROBABILITY_TOLERANCE = 1e-12
+NEEDS_TRAFFIC = "add a [traffic] section (one segment with share = 1 is enough)"
+CTR_FIX = ("lower ctr or ctr_multiplier so that quality x ctr x ctr_multiplier x the top slot's ctr "
+           "stays at or below 1")
+
+
+def largest_draw(dist: Distribution) -> float:
+    """The largest amount ``dist`` gives: the top of its quantile table, or for a lognormal its
+    largest draw in practice (``LogNormal.log_largest``; its one-interval table is not defined)."""
+    log_largest = getattr(dist, "log_largest", None)
+    return math.exp(log_largest()) if log_largest is not None else float(dist.quantile_table(1)[-1])
+
+
+def smallest_draw(dist: Distribution) -> float:
+    """The smallest amount ``dist`` gives (a lognormal's draws are all above 0)."""
+    if getattr(dist, "log_largest", None) is not None:
+        return math.exp(dist.mean_) if dist.sigma == 0 else math.nextafter(0.0, 1.0)
+    return float(dist.quantile_table(1)[0])
 
 
 def mean_of(curve: Sequence[float]) -> float:
@@ -50,7 +70,7 @@ def traffic_problems(scenario: Scenario, channels: list[ResolvedChannel] | None)
         return _fields_without_traffic(scenario)
     segments = scenario.traffic.segments
     names = list(dict.fromkeys(s.name for s in segments))
-    problems = _segment_problems(scenario)
+    problems = _segment_problems(scenario) + _prediction_problems(scenario)
     for i, population in enumerate(scenario.populations):
         where = f"populations[{i}]"
         for name in population.targets or []:
@@ -71,7 +91,7 @@ def traffic_problems(scenario: Scenario, channels: list[ResolvedChannel] | None)
                                     "segments need sampled bidders", "give a number, e.g. 8"))
             continue
         problems.extend(_eligible_problems(scenario, channel))
-    return problems
+    return problems or _click_problems(scenario, channels)
 
 
 def _fields_without_traffic(scenario: Scenario) -> list[Problem]:
@@ -82,7 +102,74 @@ def _fields_without_traffic(scenario: Scenario) -> list[Problem]:
                 problems.append(Problem(f"populations[{i}].{field}", f"{field} names segments, but the scenario "
                                         "has no [traffic] section", "add [traffic] with [[traffic.segments]], "
                                         f"or remove {field}"))
+        if population.ctr_multiplier != 1.0:
+            problems.append(Problem(f"populations[{i}].ctr_multiplier", "ctr_multiplier scales the segments' "
+                                    "click-through rates and needs [traffic]", NEEDS_TRAFFIC))
+    for where, mechanism in _mechanisms_as_written(scenario):
+        if mechanism.ctr_prediction is not None:
+            problems.append(Problem(f"{where}.ctr_prediction", "ctr_prediction predicts the segments' "
+                                    "click-through rates and needs [traffic]", NEEDS_TRAFFIC))
     return problems
+
+
+def _mechanisms_as_written(scenario: Scenario) -> list[tuple[str, object]]:
+    """The top-level mechanism and each channel's own overrides, with their paths."""
+    return [("mechanism", scenario.mechanism)] + [(f"channels[{i}].mechanism", channel.mechanism)
+                                                  for i, channel in enumerate(scenario.channels)]
+
+
+def _prediction_problems(scenario: Scenario) -> list[Problem]:
+    """``ctr_prediction`` where it is written, with a mechanism that is not a position auction.
+    A channel that runs another mechanism and only inherits the top level's prediction ignores it."""
+    from bidscape.mechanisms import MECHANISMS
+
+    problems = []
+    for where, mechanism in _mechanisms_as_written(scenario):
+        kind = mechanism.type or scenario.mechanism.type
+        if mechanism.ctr_prediction is None or kind not in MECHANISMS:
+            continue  # an unknown type is reported at its own field
+        if not MECHANISMS.get(kind).capabilities.slots:
+            problems.append(Problem(f"{where}.ctr_prediction", f"ranking by predicted click-through rates is "
+                                    f"for position auctions (gsp, vcg), not '{kind}'",
+                                    'use type = "gsp" or "vcg" with slot_ctrs, or remove ctr_prediction'))
+    return problems
+
+
+def _click_problems(scenario: Scenario, channels: list[ResolvedChannel]) -> list[Problem]:
+    """Click probabilities ``quality x ctr x ctr_multiplier x slot_ctrs[k]`` stay at or below 1 in
+    every position auction once the scenario sets click-through rates (the engine does not cap them
+    together with segment CTRs). One problem per field, with its largest probability."""
+    from bidscape.mechanisms import MECHANISMS
+
+    segments = scenario.traffic.segments
+    if all(s.ctr is None for s in segments) and all(p.ctr_multiplier == 1.0 for p in scenario.populations):
+        return []
+    worst: dict[str, tuple[float, str]] = {}
+    for channel in channels:
+        kind = channel.mechanism.type
+        if kind not in MECHANISMS or not MECHANISMS.get(kind).capabilities.slots:
+            continue
+        top = channel.mechanism.slot_ctrs[0]
+        where = f" in channel '{channel.name}'" if scenario.channels else ""
+        for p in channel.populations:
+            population = scenario.populations[p]
+            quality = largest_draw(population.quality)
+            for k, segment in enumerate(segments):
+                probability = quality * scenario.click_factor(p, k) * top
+                if not scenario.eligible(p, k) or probability <= 1 + PROBABILITY_TOLERANCE:
+                    continue
+                field = (f"traffic.segments[{k}].ctr" if segment.ctr is not None
+                         else f"populations[{p}].ctr_multiplier" if population.ctr_multiplier != 1.0
+                         else f"populations[{p}].quality")
+                ctr = 1.0 if segment.ctr is None else segment.ctr
+                message = (f"click probabilities above 1: quality up to {quality:.4g} (population "
+                           f"'{population.name}') x ctr {ctr:g} (segment '{segment.name}') x ctr_multiplier "
+                           f"{population.ctr_multiplier:g} x the top slot's ctr {top:g} = {probability:.4g}{where}")
+                if field not in worst or probability > worst[field][0]:
+                    worst[field] = (probability, message)
+    quality_fix = "lower quality, ctr or ctr_multiplier" + CTR_FIX.removeprefix("lower ctr or ctr_multiplier")
+    return [Problem(field, message, quality_fix if field.endswith(".quality") else CTR_FIX)
+            for field, (_, message) in worst.items()]
 
 
 def _segment_problems(scenario: Scenario) -> list[Problem]:

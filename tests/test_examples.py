@@ -21,6 +21,7 @@ EXPECTED = {  # a line of each script's findings
     "common_value_revenue.py": "of (n-1)/(n+1) E[c] = 0.60 for every sigma",
     "narrowing_targeting.py": "Narrowing to news: the brand's own welfare",
     "traffic_curve_pacing.py": "gives the pacers the most utility",
+    "ctr_prediction_noise.py": "with perfect click prediction truthful VCG is efficient",
 }
 
 

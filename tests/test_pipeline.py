@@ -19,7 +19,7 @@ def record(pipeline: Pipeline, n: int, bidders: int = 2):
         who[:count * bidders] = np.arange(lo, lo + count).repeat(bidders)
         drawn.append((lo, count))
 
-    def clear(lo, count, who, values):
+    def clear(lo, count, who, population, values):
         assert np.array_equal(who[:count * bidders], np.arange(lo, lo + count).repeat(bidders))  # its own draws
         cleared.append((lo, count))
 
@@ -43,7 +43,7 @@ def test_a_failing_clear_waits_for_the_draw_ahead_and_raises():
     def draw(lo, count, *buffers):
         finished.append(lo)
 
-    def clear(lo, count, who, values):
+    def clear(lo, count, who, population, values):
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):

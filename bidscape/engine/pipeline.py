@@ -22,7 +22,7 @@ import numpy as np
 CHUNK = 8192  # auctions per chunk: ~1.5 MB of draws at 8 bidders, ~0.5 ms of work
 
 Draw = Callable[[int, int, np.ndarray, np.ndarray, np.ndarray], None]  # (first, count, who, population, values)
-Clear = Callable[[int, int, np.ndarray, np.ndarray], None]  # (first, count, who, values)
+Clear = Callable[[int, int, np.ndarray, np.ndarray, np.ndarray], None]  # (first, count, who, population, values)
 
 
 class Pipeline:
@@ -62,8 +62,7 @@ class Pipeline:
             if k + 1 < len(sizes):
                 ahead = self._drawing_thread().submit(draw, starts[k + 1], sizes[k + 1], *pair[(k + 1) % 2])
             try:
-                who, _, values = pair[k % 2]
-                clear(lo, sizes[k], who, values)
+                clear(lo, sizes[k], *pair[k % 2])
             finally:
                 if ahead is not None:
                     ahead.result()  # the buffers are reused: never leave a draw running

@@ -44,6 +44,7 @@ import numpy as np
 from numba import njit
 
 from bidscape.engine.capped import clear_capped, efficient_capped, ranking_capped, top_capped
+from bidscape.engine.clicks import prediction_noise, ranked_qualities
 from bidscape.engine.draws import BLOCK, LOOKAHEAD, draw_auctions, draw_value, eligible_agents
 from bidscape.engine.kernel import CLICKS, QUALITY, SCALE, SPEND, VALUE, WINS, bid_of, charge, own_reserve
 from bidscape.engine.prefetch import prefetch_row
@@ -159,8 +160,12 @@ def price_per_click(rule, ctrs, s, quality, own_reserve, bid, rank_score, vcg, s
 
 @njit(cache=True, inline="always")
 def _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
-                  winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed):
-    """Charge and record slot ``s``'s occupant ``rank_who[s]``; ``fixed`` (or None): prices per click."""
+                  winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed, rank_q):
+    """Charge and record slot ``s``'s occupant ``rank_who[s]``; ``fixed`` (or None): prices per click.
+
+    ``rank_q`` (None: the agents' qualities) is ``(true, predicted)`` click factors per rank
+    (``bidscape.engine.clicks``): prices per click use the predicted one, clicks the true one.
+    """
     for s in range(ctrs.shape[0]):
         agent = rank_who[s]
         next_bid[r, s] = rank_bid[s + 1]
@@ -172,10 +177,14 @@ def _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank
             clicks[r, s] = 0
             continue
         quality = bid_state[agent, QUALITY]
+        predicted = quality
+        if rank_q is not None:
+            quality = rank_q[0][s]
+            predicted = rank_q[1][s]
         if fixed is not None:
             ppc = fixed[s]
         else:
-            ppc = price_per_click(rule, ctrs, s, quality, own_reserve(agent, personal), rank_bid[s], rank_score,
+            ppc = price_per_click(rule, ctrs, s, predicted, own_reserve(agent, personal), rank_bid[s], rank_score,
                                   vcg, soft_floor)
         probability = min(1.0, quality * ctrs[s])
         clicked = to_unit(draw_u64(key, STREAM_SAMPLE, 1 + s)) < probability
@@ -191,27 +200,30 @@ def _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank
 @njit(cache=True, inline="always")
 def _settle_ranked(rule, ctrs, key, r, reserve, agents, bids, values, priority, n, bid_state, cap, personal,
                    rank_score, rank_bid, rank_value, rank_who, fixed, winner, price, bid_out, next_bid, value_out,
-                   clicks, vcg, soft_floor, capped):
+                   clicks, vcg, soft_floor, capped, rank_q):
     """Settle an auction's ranking; under VCG with capped click probabilities, first replace a ranking that
-    may not be efficient by the efficient assignment and its prices (``capped.clear_capped``)."""
+    may not be efficient by the efficient assignment and its prices (``capped.clear_capped``; never with
+    segment CTRs, ``rank_q``, whose probabilities the scenario checks keep at or below 1)."""
     if capped is not None and vcg is not None and ranking_capped(ctrs, rank_who, bid_state, QUALITY):
         clear_capped(ctrs, reserve, agents, bids, values, priority, n, bid_state, QUALITY, personal, soft_floor,
                      capped, rank_score, rank_bid, rank_value, rank_who, fixed)
         _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
-                      winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed)
+                      winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed, rank_q)
     else:
         _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
-                      winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, None)
+                      winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, None, rank_q)
 
 
 @njit(cache=True, nogil=True)
-def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count, bidders, who, drawn, ahead,
-                          bid_state, winner, price, bid_out, next_bid, value_out, clicks, efficient, cap, personal,
-                          participation, vcg, soft_floor, capped):
+def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count, bidders, who, population, drawn,
+                          ahead, bid_state, winner, price, bid_out, next_bid, value_out, clicks, efficient, cap,
+                          personal, participation, vcg, soft_floor, capped, ctr_context, ctr_noise):
     """Clear position auctions ``start .. start + count - 1`` of the batch, drawn into ``who`` and ``drawn``.
 
     As ``kernel.clear_drawn``: called block by block by ``clear_positions_sampled`` and chunk
     by chunk by the two-thread pipeline (``ahead`` > 0 then prefetches rows drawn elsewhere).
+    ``ctr_context`` and ``ctr_noise``: segment CTRs and their prediction (``bidscape.engine.clicks``),
+    None when off.
     """
     slots = ctrs.shape[0]
     reserve = rule[RULE_RESERVE]
@@ -227,6 +239,9 @@ def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count,
     priority = np.empty(bidders if capped is not None else 0, np.int64)
     for j in range(priority.shape[0]):
         priority[j] = -j  # the lower participant slot first, as in the ranking
+    ctr_size = bidders if ctr_context is not None else 0
+    true_q, predicted_q = np.empty(ctr_size), np.empty(ctr_size)
+    rank_q = (np.empty(slots + 1), np.empty(slots + 1))
     for b in range(count):
         if ahead > 0 and b + ahead < count:  # rows drawn on another thread are not in this core's cache
             for j in range(bidders):
@@ -246,7 +261,16 @@ def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count,
             bids[j] = bid
             values[j] = v
             quality = bid_state[agent, QUALITY]
-            score = bid * quality if (bid > 0.0) & (bid >= reserve) else 0.0
+            predicted = quality
+            if ctr_context is not None:
+                segment_of, factor = ctr_context
+                quality *= factor[segment_of[first_auction + r], population[offset + j]]
+                predicted = quality
+                if ctr_noise is not None:
+                    predicted = quality * prediction_noise(key, j, ctr_noise)
+                true_q[j] = quality
+                predicted_q[j] = predicted
+            score = bid * predicted if (bid > 0.0) & (bid >= reserve) else 0.0
             _insert_ranked(score, bid, v, agent, rank_score, rank_bid, rank_value, rank_who)
             worth = bid_state[agent, SCALE] * v
             _insert_possible(quality * worth, worth, top_score, top_worth)
@@ -256,22 +280,30 @@ def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count,
                                             QUALITY, SCALE, capped)
         else:
             efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
-        _settle_ranked(rule, ctrs, key, r, reserve, who[offset:offset + bidders], bids, values, priority, bidders,
-                       bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who, fixed, winner, price,
-                       bid_out, next_bid, value_out, clicks, vcg, soft_floor, capped)
+        if ctr_context is not None:
+            ranked_qualities(who, offset, bidders, rank_who, true_q, predicted_q, rank_q[0], rank_q[1])
+            _settle_ranked(rule, ctrs, key, r, reserve, who[offset:offset + bidders], bids, values, priority,
+                           bidders, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who, fixed,
+                           winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, capped, rank_q)
+        else:
+            _settle_ranked(rule, ctrs, key, r, reserve, who[offset:offset + bidders], bids, values, priority,
+                           bidders, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who, fixed,
+                           winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, capped, None)
 
 
 @njit(cache=True)
 def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state,
                             value_tables, marked, winner, price, bid_out, next_bid, value_out, clicks,
-                            efficient, cap, personal, participation, vcg, soft_floor, capped, context):
+                            efficient, cap, personal, participation, vcg, soft_floor, capped, context, ctr_context,
+                            ctr_noise):
     """Clear ``n_auctions`` position auctions with ``bidders`` participants drawn uniformly each.
 
     ``cap`` (channel budgets), ``personal`` (personal reserves), ``participation``
     (throttling), ``vcg`` (VCG prices, else
     GSP), ``soft_floor`` and ``capped`` (capped click probabilities) are ``None`` when
     off, so that numba compiles them out, as in ``kernel.clear_sampled``; so is ``context``
-    (the impressions of a market with segments, used by the draws alone).
+    (the impressions of a market with segments, used by the draws), ``ctr_context`` and
+    ``ctr_noise`` (segment CTRs and their prediction, ``bidscape.engine.clicks``).
     """
     who = np.empty(BLOCK * bidders, np.int64)
     population = np.empty(BLOCK * bidders, np.int64)
@@ -280,9 +312,9 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
         count = min(BLOCK, n_auctions - start)
         draw_auctions(key_of_round, first_auction + start, count, bidders, ranges, value_tables, bid_state, marked,
                       who, population, drawn, True, context)
-        clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count, bidders, who, drawn, 0,
-                              bid_state, winner, price, bid_out, next_bid, value_out, clicks, efficient, cap,
-                              personal, participation, vcg, soft_floor, capped)
+        clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count, bidders, who, population, drawn,
+                              0, bid_state, winner, price, bid_out, next_bid, value_out, clicks, efficient, cap,
+                              personal, participation, vcg, soft_floor, capped, ctr_context, ctr_noise)
 
 
 @njit(cache=True)
@@ -331,7 +363,7 @@ def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ran
             efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
         _settle_ranked(rule, ctrs, key, r, reserve, agents, bids, values, priorities, everyone, bid_state, cap,
                        personal, rank_score, rank_bid, rank_value, rank_who, fixed, winner, price, bid_out, next_bid,
-                       value_out, clicks, vcg, soft_floor, capped)
+                       value_out, clicks, vcg, soft_floor, capped, None)
 
 
 @njit(cache=True)

@@ -37,11 +37,12 @@ STREAM_SAMPLE = 3
 STREAM_THROTTLE = 4  # per (auction, agent): does a throttled agent take part
 STREAM_COMMON = 5  # per auction: the impression's common value factor (markets with segments)
 STREAM_SEGMENT = 6  # per (round, channel): the shuffle that orders the round's segments
+STREAM_CTR = 7  # per (auction, participant slot): the noise on an advertiser's predicted click-through rate
 STREAMS = 8  # the counter stride: room for streams 0 .. 7 (a power of two: the multiply is a shift)
 _STRIDE = np.uint64(STREAMS)
 
 _ALL = (STREAM_PARTICIPANT, STREAM_VALUE, STREAM_TIE, STREAM_SAMPLE, STREAM_THROTTLE, STREAM_COMMON,
-        STREAM_SEGMENT)
+        STREAM_SEGMENT, STREAM_CTR)
 if not all(0 <= s < STREAMS for s in _ALL) or len(set(_ALL)) != len(_ALL):
     raise ImportError("every random stream number must be in range(STREAMS), or two streams share draws")
 

@@ -29,6 +29,7 @@ from bidscape.limits import MAX_MULTIPLIER
 from bidscape.loop import finite, records
 from bidscape.loop.counterfactuals import Counterfactuals
 from bidscape.loop.state import MarketState, context_of
+from bidscape.markets.context import ctr_noise_table
 from bidscape.mechanisms import MECHANISMS, KernelMarket, Mechanism, Outcomes, Totals
 from bidscape.outputs.recorder import Recorder
 from bidscape.scenario import ResolvedChannel, Scenario
@@ -172,8 +173,15 @@ class Simulation:
                                channel.auctions_per_round)
         auctions = traffic.auctions(channel.auctions_per_round, r)
         counts = traffic.segment_counts(auctions)
-        context = self.state.contexts[c].for_round(key, counts)
-        return ChannelPlay(c, channel, mechanism, key, self.state.kernel_market(c, context), totals, auctions,
+        tables = self.state.contexts[c]
+        context = tables.for_round(key, counts)
+        market = self.state.kernel_market(c, context)
+        prediction = getattr(channel.mechanism, "ctr_prediction", None)
+        noise = prediction.noise if prediction is not None else 0.0
+        if mechanism.capabilities.clicks and (tables.has_ctr or noise > 0):
+            market.ctr_context = (context[0], tables.click_factor)
+            market.ctr_noise = ctr_noise_table(float(noise)) if noise > 0 else None
+        return ChannelPlay(c, channel, mechanism, key, market, totals, auctions,
                            segment_counts=np.asarray(counts, np.int64),
                            segments=np.zeros((len(counts), len(SEGMENT_TOTALS))))
 

@@ -52,6 +52,8 @@ class KernelMarket:
     group: Optional[np.ndarray] = None  # int64[A] coordination groups (-1 = none), single-item only
     pipeline: Optional[Pipeline] = None  # draw on a second thread (same outputs), None: one thread
     context: Optional[tuple] = None  # the round's impressions with segments (``engine.context``), None: none
+    ctr_context: Optional[tuple] = None  # (segment_of, CTR factor[S, P]) with segment CTRs (``engine.clicks``)
+    ctr_noise: Optional[np.ndarray] = None  # quantile table of the CTR prediction's noise factor, None: exact
     _max_quality: Optional[float] = field(default=None, repr=False, compare=False)
 
     def max_quality(self) -> float:
@@ -199,7 +201,7 @@ class SingleItemAuction(Mechanism):
         elif market.pipeline is not None:
             rule = self.rule(settings)
 
-            def clear_chunk(lo, count, who, values):
+            def clear_chunk(lo, count, who, population, values):
                 kernel.clear_drawn(rule, key_of_round, first, lo, count, bidders, who, values, kernel.LOOKAHEAD,
                                    market.bid_state, *columns, *options, market.group)
             market.pipeline.run(n, bidders, market.draw(key_of_round, first, bidders), clear_chunk)
@@ -246,6 +248,8 @@ class PositionAuction(Mechanism):
         options = (*market.options, (ctrs - np.append(ctrs[1:], 0.0)) if self.vcg else None,
                    float(settings.soft_floor) if settings.soft_floor > 0 else None,
                    self._capped_workspace(ctrs, market, bidders))
+        # segment CTRs and their prediction (bidscape.engine.clicks), None when the market has none
+        ctr_options = (market.ctr_context, None if market.ctr_context is None else market.ctr_noise)
         if bidders == "all":
             _no_context(market)
             positions.clear_positions_all(self.rule(settings), ctrs, key_of_round, first, n, market.ranges,
@@ -253,14 +257,15 @@ class PositionAuction(Mechanism):
         elif market.pipeline is not None:
             rule = self.rule(settings)
 
-            def clear_chunk(lo, count, who, values):
-                positions.clear_positions_drawn(rule, ctrs, key_of_round, first, lo, count, bidders, who, values,
-                                                kernel.LOOKAHEAD, market.bid_state, *columns, *options)
+            def clear_chunk(lo, count, who, population, values):
+                positions.clear_positions_drawn(rule, ctrs, key_of_round, first, lo, count, bidders, who, population,
+                                                values, kernel.LOOKAHEAD, market.bid_state, *columns, *options,
+                                                *ctr_options)
             market.pipeline.run(n, bidders, market.draw(key_of_round, first, bidders), clear_chunk)
         else:
             positions.clear_positions_sampled(self.rule(settings), ctrs, key_of_round, first, n, bidders,
                                               market.ranges, market.bid_state, market.value_tables,
-                                              market.marked, *columns, *options, market.context)
+                                              market.marked, *columns, *options, market.context, *ctr_options)
 
     def _capped_workspace(self, ctrs: np.ndarray, market: KernelMarket, bidders: int | str) -> Optional[tuple]:
         """Scratch for the capped-probability paths, or None (compiled out) when no agent can be capped.
@@ -271,6 +276,10 @@ class PositionAuction(Mechanism):
         to ``capped.MAX_SLOTS`` slots.
         """
         reach = market.max_quality() * float(ctrs[0])
+        if market.ctr_context is not None:  # the scenario checks keep every probability at or below 1
+            reach *= float(market.ctr_context[1].max())
+            if reach > 1.0:
+                raise ValueError(f"click probabilities reach {reach:g} > 1 with segment CTRs")
         if not reach > 1.0:
             return None
         if ctrs.shape[0] > capped.MAX_SLOTS:

@@ -5,8 +5,9 @@
 True
 
 The strategy bids for one population among fixed-rule competitors, in a handful of
-small markets (first and second price, two channels, budgets drawn from zero upwards,
-a zero budget, and a reserve so high that every round is lost), and must:
+small markets (first and second price, two channels, segments with a traffic curve,
+targeting and a common value, budgets drawn from zero upwards, a zero budget, and a
+reserve so high that every round is lost), and must:
 
 1. finish every run, with finite multipliers >= 0 each round;
 2. never spend above its budget, and never bid above what is left of it (the largest
@@ -48,7 +49,7 @@ class StrategyReport:
 def markets(strategy: str, params: dict[str, Any], seed: int) -> dict[str, dict[str, Any]]:
     """The small scenarios ``check_strategy`` runs (name -> scenario dict)."""
     def scenario(mechanism: str, budget: Optional[dict], reserve: float = 0.0,
-                 channels: Optional[list] = None, rounds: int = 8) -> dict[str, Any]:
+                 channels: Optional[list] = None, rounds: int = 8, traffic: Optional[dict] = None) -> dict[str, Any]:
         raw: dict[str, Any] = {
             "run": {"seed": seed, "rounds": rounds, "auctions_per_round": 3000, "record_agents": "agent",
                     "auction_sample_rate": 1.0, "experimental": True},
@@ -64,6 +65,9 @@ def markets(strategy: str, params: dict[str, Any], seed: int) -> dict[str, dict[
         }
         if channels:
             raw["channels"] = channels
+        if traffic:  # the competitors bid in the first segment only
+            raw["traffic"] = traffic
+            raw["populations"][1]["targets"] = [traffic["segments"][0]["name"]]
         return raw
 
     budgets = {"dist": "uniform", "low": 0.0, "high": 20.0}
@@ -76,6 +80,11 @@ def markets(strategy: str, params: dict[str, Any], seed: int) -> dict[str, dict[
             {"name": "a", "auctions_per_round": 2000, "mechanism": {"type": "first_price"}},
             {"name": "b", "auctions_per_round": 1000, "mechanism": {"type": "second_price"}},
         ]),
+        "segments: a traffic curve, targeting, a common value (first price)": scenario(
+            "first_price", budgets, traffic={"curve": [0.5, 1.5, 1.0], "segments": [
+                {"name": "contested", "share": 0.7,
+                 "common_value": {"dist": "lognormal", "mean": -0.125, "sigma": 0.5}},
+                {"name": "alone", "share": 0.3}]}),
     }
 
 

@@ -8,7 +8,9 @@ For each random instance (a few populations, a channel over some of them, random
 factors, budgets, quality scores (in about a third of instances up to 4, so that
 quality x click-through rate often exceeds 1 and click probabilities are capped at 1),
 personal reserves, channel budgets, reserves, soft floors, slot click-through rates,
-pricing, throttled participation and, for single-item auctions, coordination groups), it
+pricing, throttled participation, for single-item auctions coordination groups, and in
+about a quarter of the sampled-bidder instances segments: targeting, value factors and
+common values, and for position auctions segment CTRs ranked by a noisy prediction), it
 checks that:
 
 1. the jitted kernel equals the plain-Python reference exactly: winners, prices, bids,
@@ -36,7 +38,7 @@ import numpy as np
 from bidscape.engine.pipeline import Pipeline
 from bidscape.engine.kernel import (BID_COLUMNS, BID_FACTOR, OUTCOME_COLUMNS, QUALITY, REMAINING, SCALE, SPEND, VALUE,
                                     WINS)
-from bidscape.mechanisms.reference import ReferenceMarket, reference_batch, reference_totals
+from bidscape.mechanisms.reference import ReferenceContext, ReferenceMarket, reference_batch, reference_totals
 from bidscape.markets.distributions import Constant, LogNormal, Uniform
 from bidscape.mechanisms.base import KernelMarket, Mechanism, MechanismSettings, Outcomes, Totals
 
@@ -60,6 +62,8 @@ class Instance:
     participation: Optional[np.ndarray] = None
     group: Optional[np.ndarray] = None
     reserve: Optional[np.ndarray] = None  # personal reserves, None when none
+    context: Optional[tuple] = None  # segments: the draws' context (``bidscape.engine.context``), None when none
+    ctr: Optional[tuple] = None  # segment CTRs: (ctr_context, noise table or None) (``bidscape.engine.clicks``)
 
     @property
     def n_agents(self) -> int:
@@ -135,7 +139,37 @@ def random_instance(rng: np.random.Generator, mechanism: Mechanism) -> Instance:
         instance.participation = np.where(rng.random(n_agents) < 0.5, rng.uniform(0, 1, n_agents), 1.0)
     if mechanism.capabilities.groups and bidders != "all" and rng.random() < 0.3:
         instance.group = np.where(rng.random(n_agents) < 0.7, rng.integers(0, 3, n_agents), -1).astype(np.int64)
+    if bidders != "all" and rng.random() < 0.3:
+        _add_segments(rng, mechanism, instance)
     return instance
+
+
+def _add_segments(rng: np.random.Generator, mechanism: Mechanism, instance: Instance) -> None:
+    """Segments with targeting, value factors and common values; for position auctions, often segment
+    CTRs with a noisy prediction (click probabilities kept at or below 1, as the scenario checks keep them)."""
+    segments = int(rng.integers(1, 4))
+    populations = instance.value_tables.shape[0]
+    ranges = np.repeat(instance.ranges[np.newaxis], segments, axis=0)
+    for s in range(segments):
+        ranges[s, rng.random(len(instance.ranges)) < 0.4, 1] = 0  # not targeted there
+        if ranges[s, :, 1].sum() < int(instance.bidders):
+            ranges[s] = instance.ranges  # too few eligible agents: everyone may bid
+    instance.first_auction %= 1000  # segment_of is indexed by the auction's number in the round
+    segment_of = rng.integers(0, segments, instance.first_auction + instance.n_auctions).astype(np.uint8)
+    factor = rng.uniform(0.3, 2.0, (segments, populations))
+    common = np.stack([_random_distribution(rng).quantile_table(_INTERVALS) if rng.random() < 0.6
+                       else np.ones(_INTERVALS + 1) for _ in range(segments)])
+    instance.context = (segment_of, np.ascontiguousarray(ranges), ranges[:, :, 1].sum(axis=1).astype(np.int64),
+                        factor, common)
+    if mechanism.capabilities.clicks and rng.random() < 0.6:
+        click = rng.uniform(0.05, 1.0, (segments, populations))
+        reach = float(instance.bid_state[:, QUALITY].max()) * float(click.max()) * instance.settings.slot_ctrs[0]
+        click *= min(1.0, 0.999 / reach) if reach > 0 else 1.0  # below 1, whatever the rounding
+        noise = None
+        if rng.random() < 0.6:
+            sigma = float(rng.uniform(0.1, 1.0))
+            noise = LogNormal(dist="lognormal", mean=-sigma * sigma / 2, sigma=sigma).quantile_table(_INTERVALS)
+        instance.ctr = ((segment_of, click), noise)
 
 
 def run_kernel(mechanism: Mechanism, instance: Instance) -> BatchResult:
@@ -147,7 +181,10 @@ def run_kernel(mechanism: Mechanism, instance: Instance) -> BatchResult:
     pipelined = instance.key_of_round % 3 == 0
     market = KernelMarket(instance.ranges, bid_state, cap, outcome_state, instance.value_tables,
                           np.zeros(instance.n_agents, np.uint8), instance.reserve, instance.participation,
-                          instance.group, Pipeline(chunk=1 + instance.key_of_round % 7) if pipelined else None)
+                          instance.group, Pipeline(chunk=1 + instance.key_of_round % 7) if pipelined else None,
+                          instance.context)
+    if instance.ctr is not None:
+        market.ctr_context, market.ctr_noise = instance.ctr
     n = instance.n_auctions
     slots = mechanism.slots(instance.settings)
     out = Outcomes.allocate(n, slots)
@@ -183,7 +220,7 @@ def run_reference(mechanism: Mechanism, instance: Instance) -> BatchResult:
         cap=None if instance.cap is None else instance.cap.tolist(),
         participation=None if instance.participation is None else instance.participation.tolist(),
         group=None if instance.group is None else instance.group.tolist(),
-        value_scale=instance.value_scale.tolist())
+        value_scale=instance.value_scale.tolist(), context=_reference_context(instance))
     results = reference_batch(mechanism, instance.settings, market, instance.key_of_round,
                               instance.first_auction, instance.n_auctions, instance.bidders)
     position = mechanism.capabilities.slots
@@ -195,6 +232,16 @@ def run_reference(mechanism: Mechanism, instance: Instance) -> BatchResult:
         clicks=[[o.clicks for o in a] for a in results], remaining=market.remaining, cap=market.cap,
         spend=spend, wins=wins, value=value, market=(*totals, sum(market.efficient, 0.0)),
         offers=market.offers, efficient=market.efficient)
+
+
+def _reference_context(instance: Instance) -> Optional[ReferenceContext]:
+    if instance.context is None:
+        return None
+    segment_of, ranges, _, factor, common = instance.context
+    click, noise = (instance.ctr[0][1].tolist(), None if instance.ctr[1] is None else instance.ctr[1].tolist()) \
+        if instance.ctr is not None else (None, None)
+    return ReferenceContext(segment_of.tolist(), [[tuple(int(x) for x in row) for row in r] for r in ranges],
+                            factor.tolist(), common.tolist(), click, noise)
 
 
 def check_instance(mechanism: Mechanism, instance: Instance) -> list[str]:
@@ -231,13 +278,16 @@ def check_instance(mechanism: Mechanism, instance: Instance) -> list[str]:
     return problems
 
 
-def best_assignment_welfare(amounts: list[float], qualities: list[float], ctrs: tuple[float, ...]) -> float:
-    """The most ``sum amount x min(1, quality x ctr)`` over assignments of at most one slot each."""
+def best_assignment_welfare(amounts: list[float], qualities: list[float], ctrs: tuple[float, ...],
+                            capped: bool = True) -> float:
+    """The most ``sum amount x min(1, quality x ctr)`` over assignments of at most one slot each
+    (``capped=False``: ``amount x quality x ctr``, the exchange's view with predicted CTRs)."""
     from scipy.optimize import linear_sum_assignment
 
     if not amounts:
         return 0.0
-    gain = np.array(amounts)[:, None] * np.minimum(1.0, np.array(qualities)[:, None] * np.array(ctrs)[None, :])
+    probability = np.array(qualities)[:, None] * np.array(ctrs)[None, :]
+    gain = np.array(amounts)[:, None] * (np.minimum(1.0, probability) if capped else probability)
     rows, cols = linear_sum_assignment(gain, maximize=True)
     return float(gain[rows, cols].sum())
 
@@ -246,15 +296,18 @@ def efficiency_problems(mechanism: Mechanism, instance: Instance, fast: BatchRes
     """Invariant 6, checked on the kernel's outcomes and the participants the reference recorded."""
     problems: list[str] = []
     ctrs = instance.settings.slot_ctrs
-    quality = instance.bid_state[:, QUALITY]
-    for r, offers in enumerate(slow.offers):
-        best = best_assignment_welfare([instance.value_scale[a] * v for a, _, v in offers],
-                                       [quality[a] for a, _, _ in offers], ctrs)
+    predicted = instance.ctr is not None  # VCG maximises bid x predicted click probability, uncapped
+    for r, offers in enumerate(slow.offers):  # (agent, bid, base value, true and predicted click factor)
+        best = best_assignment_welfare([instance.value_scale[a] * v for a, _, v, _, _ in offers],
+                                       [t for _, _, _, t, _ in offers], ctrs)
         if not math.isclose(slow.efficient[r], best, rel_tol=1e-9, abs_tol=1e-12):
             problems.append(f"auction {r}: efficient welfare {slow.efficient[r]} is not the best assignment's {best}")
         if getattr(mechanism, "vcg", False):
-            best = best_assignment_welfare([b for _, b, _ in offers], [quality[a] for a, _, _ in offers], ctrs)
-            got = sum(b * min(1.0, quality[w] * c) for w, b, c in zip(fast.winner[r], fast.bid[r], ctrs) if w >= 0)
+            seen = {a: e for a, _, _, _, e in offers}
+            best = best_assignment_welfare([b for _, b, _, _, _ in offers], [e for _, _, _, _, e in offers], ctrs,
+                                           capped=not predicted)
+            got = sum(b * (seen[w] * c if predicted else min(1.0, seen[w] * c))
+                      for w, b, c in zip(fast.winner[r], fast.bid[r], ctrs) if w >= 0)
             if not math.isclose(got, best, rel_tol=1e-9, abs_tol=1e-12):
                 problems.append(f"auction {r}: VCG assignment {fast.winner[r]} has bid welfare {got}, "
                                 f"the best assignment {best}")

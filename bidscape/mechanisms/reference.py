@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from bidscape.engine.rng import (
+    STREAM_COMMON,
+    STREAM_CTR,
     STREAM_PARTICIPANT,
     STREAM_SAMPLE,
     STREAM_THROTTLE,
@@ -27,6 +29,18 @@ from bidscape.engine.rng import (
 )
 from bidscape.mechanisms.reference_capped import capped_vcg, capped_welfare
 from bidscape.mechanisms.base import MechanismSettings, PositionAuction, SingleItemAuction
+
+
+@dataclass
+class ReferenceContext:
+    """Impressions with context (``bidscape.engine.context``, ``bidscape.engine.clicks``) as plain lists."""
+
+    segment_of: list[int]  # per auction of the round: its segment
+    ranges: list[list[tuple[int, int, int]]]  # per segment: the channel's ranges, count 0 where not eligible
+    factor: list[list[float]]  # [segment][population]: value multiplier
+    common: list[list[float]]  # [segment]: quantile table of the common value factor
+    click: list[list[float]] | None = None  # [segment][population]: CTR factor (position auctions), None: off
+    noise: list[float] | None = None  # quantile table of the CTR prediction's error factor, None: exact
 
 
 @dataclass
@@ -45,8 +59,10 @@ class ReferenceMarket:
     group: list[int] | None = None  # per-agent coordination group, -1 = none (single item, sampled)
     value_scale: list[float] | None = None  # per-agent value scale, for the efficient welfare
     efficient: list[float] = field(default_factory=list)  # per auction cleared: the efficient allocation's welfare
-    # per position auction cleared: (agent, bid or 0 when not taking part, base value) of each participant
-    offers: list[list[tuple[int, float, float]]] = field(default_factory=list)
+    # per position auction cleared: (agent, bid or 0 when not taking part, base value, true and predicted
+    # click factor) of each participant
+    offers: list[list[tuple[int, float, float, float, float]]] = field(default_factory=list)
+    context: ReferenceContext | None = None
 
 
 @dataclass
@@ -60,9 +76,10 @@ class SlotOutcome:
     others_paid: float = 0.0  # all-pay: what the other bidders paid in this auction
 
 
-def reference_value(key: int, slot: int, table: Sequence[float]) -> float:
+def reference_value(key: int, slot: int, table: Sequence[float], stream: int = STREAM_VALUE) -> float:
+    """A draw from a quantile table (values; with ``stream``, common values and CTR errors too)."""
     intervals = len(table) - 1
-    x = py_to_unit(py_draw_u64(key, STREAM_VALUE, slot)) * intervals
+    x = py_to_unit(py_draw_u64(key, stream, slot)) * intervals
     k = int(x)
     return table[k] + (x - k) * (table[k + 1] - table[k])
 
@@ -90,16 +107,29 @@ def reference_batch(mechanism, settings: MechanismSettings, market: ReferenceMar
     results = []
     for auction in range(first_auction, first_auction + n_auctions):
         key = py_auction_key(key_of_round, auction)
+        context = market.context
+        segment = context.segment_of[auction] if context is not None else 0
         if bidders == "all":
+            assert context is None, "segments need sampled bidders"
             entrants = [(first + i, p) for first, count, p in market.ranges for i in range(count)]
             slot_of = [agent for agent, _ in entrants]  # value stream index = agent index
         else:
-            entrants = reference_participants(key, market.ranges, int(bidders))
+            ranges = market.ranges if context is None else context.ranges[segment]
+            entrants = reference_participants(key, ranges, int(bidders))
             slot_of = list(range(len(entrants)))
         values = [reference_value(key, slot_of[j], market.value_tables[p]) for j, (_, p) in enumerate(entrants)]
+        true_q = [market.quality[agent] for agent, _ in entrants]
+        predicted_q = list(true_q)
+        if context is not None:  # private value x segment value x the auction's common value
+            common = reference_value(key, 0, context.common[segment], STREAM_COMMON)
+            values = [v * (context.factor[segment][p] * common) for v, (_, p) in zip(values, entrants)]
+            if context.click is not None:
+                true_q = [q * context.click[segment][p] for q, (_, p) in zip(true_q, entrants)]
+                predicted_q = [q if context.noise is None else q * reference_value(key, j, context.noise, STREAM_CTR)
+                               for j, q in enumerate(true_q)]
         bids = [_bid(market, agent, v, key) for (agent, _), v in zip(entrants, values)]
         if market.value_scale is not None:
-            market.efficient.append(_efficient_welfare(mechanism, settings, market, entrants, values))
+            market.efficient.append(_efficient_welfare(mechanism, settings, market, entrants, values, true_q))
         if market.group is not None:
             bids = _coordinated(market.group, entrants, bids)
         if bidders == "all":
@@ -109,20 +139,22 @@ def reference_batch(mechanism, settings: MechanismSettings, market: ReferenceMar
         if isinstance(mechanism, SingleItemAuction):
             results.append([_single_item(mechanism, settings, market, entrants, values, bids, priority)])
         elif isinstance(mechanism, PositionAuction):
-            market.offers.append([(agent, b if b > 0.0 and b >= settings.reserve else 0.0, v)
-                                  for (agent, _), b, v in zip(entrants, bids, values)])
-            results.append(_position(mechanism, settings, market, key, entrants, values, bids, bidders))
+            market.offers.append([(agent, b if b > 0.0 and b >= settings.reserve else 0.0, v, t, e)
+                                  for (agent, _), b, v, t, e in zip(entrants, bids, values, true_q, predicted_q)])
+            results.append(_position(mechanism, settings, market, key, entrants, values, bids, bidders,
+                                     true_q, predicted_q))
         else:
             raise TypeError(f"no reference for {type(mechanism).__name__}")
     return results
 
 
-def _efficient_welfare(mechanism, settings, market: ReferenceMarket, entrants, values) -> float:
-    """The welfare of giving the item (the slots) to the participants who value it most, bids aside."""
+def _efficient_welfare(mechanism, settings, market: ReferenceMarket, entrants, values, true_q) -> float:
+    """The welfare of giving the item (the slots) to the participants who value it most, bids aside
+    (position auctions: by true click factor ``true_q`` x value)."""
     worth = [market.value_scale[agent] * v for (agent, _), v in zip(entrants, values)]
     if isinstance(mechanism, SingleItemAuction):
         return max(worth, default=0.0)
-    score = [market.quality[agent] * w for (agent, _), w in zip(entrants, worth)]
+    score = [q * w for q, w in zip(true_q, worth)]
     best = sorted((j for j in range(len(worth)) if score[j] > 0.0), key=lambda j: score[j], reverse=True)
     ranked = zip(best, settings.slot_ctrs)
     if _may_cap(settings, market) and any(score[j] * ctr > worth[j] for j, ctr in ranked):
@@ -135,7 +167,10 @@ def _efficient_welfare(mechanism, settings, market: ReferenceMarket, entrants, v
 
 
 def _may_cap(settings: MechanismSettings, market: ReferenceMarket) -> bool:
-    """Whether some agent of the channel has quality x top ctr > 1 (else the capped paths are off)."""
+    """Whether some agent of the channel has quality x top ctr > 1 (else the capped paths are off;
+    always off with segment CTRs, whose click probabilities stay at or below 1)."""
+    if market.context is not None and market.context.click is not None:
+        return False
     qualities = [market.quality[first + i] for first, count, _ in market.ranges for i in range(count)]
     return max(qualities, default=0.0) * settings.slot_ctrs[0] > 1.0
 
@@ -195,10 +230,12 @@ def _single_item(mechanism: SingleItemAuction, settings, market, entrants, value
     return SlotOutcome(agent, price, top, second, values[j], others_paid=others_paid)
 
 
-def _position(mechanism: PositionAuction, settings, market, key, entrants, values, bids, bidders) -> list[SlotOutcome]:
+def _position(mechanism: PositionAuction, settings, market, key, entrants, values, bids, bidders, true_q,
+              predicted_q) -> list[SlotOutcome]:
+    """Rank by bid x predicted click factor, price per click with it; clicks follow the true factor."""
     ctrs = list(settings.slot_ctrs)
     taking_part = [j for j, b in enumerate(bids) if b > 0.0 and b >= settings.reserve]
-    score = {j: bids[j] * market.quality[entrants[j][0]] for j in taking_part}
+    score = {j: bids[j] * predicted_q[j] for j in taking_part}
     if bidders == "all":
         tie = {j: py_draw_u64(key, STREAM_TIE, entrants[j][0]) >> 2 for j in taking_part}
     else:
@@ -221,7 +258,7 @@ def _position(mechanism: PositionAuction, settings, market, key, entrants, value
             continue
         j = ranking[s]
         agent = entrants[j][0]
-        quality = market.quality[agent]
+        quality = predicted_q[j]
         if bids[j] < settings.soft_floor:
             ppc = bids[j]
         elif capped_prices is not None:
@@ -231,7 +268,7 @@ def _position(mechanism: PositionAuction, settings, market, key, entrants, value
             floor = max(settings.reserve, market.personal_reserve[agent])
             ppc = max(mechanism.reference_price_per_click(s, others, quality, floor, ctrs), settings.soft_floor)
         assert 0.0 <= ppc <= bids[j] * (1 + 1e-12)
-        probability = min(1.0, quality * ctrs[s])
+        probability = min(1.0, true_q[j] * ctrs[s])
         clicked = py_to_unit(py_draw_u64(key, STREAM_SAMPLE, 1 + s)) < probability
         paid = ppc * probability if settings.pricing == "impression" else (ppc if clicked else 0.0)
         _charge(market, agent, paid)

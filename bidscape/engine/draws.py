@@ -96,16 +96,6 @@ def _first_attempts(key_of_auction, n_eligible, ranges, bidders, who, population
 
 
 @njit(cache=True, inline="always")
-def _draw_slots(key, n_eligible, ranges, bidders, who, population, base, marked, bid_state, prefetch):
-    """One auction's participants into ``who[base:base+bidders]`` (see ``draw_participants``)."""
-    if bidders > SCAN_DEDUP_MAX or _first_attempts(key, n_eligible, ranges, bidders, who, population, base):
-        draw_participants(key, n_eligible, ranges, bidders, who, population, base, marked, bid_state)
-    if prefetch:
-        for j in range(bidders):
-            prefetch_row(bid_state, who[base + j])
-
-
-@njit(cache=True, inline="always")
 def draw_block(key_of_round, first, count, bidders, n_eligible, ranges, value_tables, bid_state, marked,
                who, population, values, prefetch, context):
     """Participants and base values of auctions ``first .. first + count - 1``, their rows prefetched.
@@ -154,10 +144,14 @@ def _draw_in_context(key_of_round, first, count, bidders, value_tables, bid_stat
         key = auction_key(key_of_round, first + b)
         base = b * bidders
         s = segment_of[first + b]
-        _draw_slots(key, segment_eligible[s], segment_ranges[s], bidders, who, population, base, marked,
-                    bid_state, prefetch)
+        ranges = segment_ranges[s]
+        if bidders > SCAN_DEDUP_MAX or _first_attempts(key, segment_eligible[s], ranges, bidders, who, population,
+                                                       base):
+            draw_participants(key, segment_eligible[s], ranges, bidders, who, population, base, marked, bid_state)
         c = draw_common(key, s, common)
         for j in range(bidders):
+            if prefetch:
+                prefetch_row(bid_state, who[base + j])
             p = population[base + j]
             values[base + j] = draw_value(key, j, p, value_tables) * (factor[s, p] * c)
 

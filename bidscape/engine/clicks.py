@@ -11,18 +11,16 @@ perfect prediction); it ranks by ``bid x predicted`` and prices per click with i
 
 from __future__ import annotations
 
-from numba import int64, njit
+from numba import njit
 
-from bidscape.engine.rng import STREAM_CTR, draw_u64, to_unit
+from bidscape.engine.draws import draw_from_table
+from bidscape.engine.rng import STREAM_CTR
 
 
 @njit(cache=True, inline="always")
 def prediction_noise(key_of_auction, slot, noise):
     """The factor on the predicted CTR of participant ``slot`` (from the quantile table ``noise``)."""
-    intervals = noise.shape[0] - 1
-    x = to_unit(draw_u64(key_of_auction, STREAM_CTR, slot)) * intervals
-    k = int64(x)
-    return noise[k] + (x - k) * (noise[k + 1] - noise[k])
+    return draw_from_table(key_of_auction, STREAM_CTR, slot, noise)
 
 
 @njit(cache=True, inline="always")

@@ -157,13 +157,19 @@ def _draw_in_context(key_of_round, first, count, bidders, value_tables, bid_stat
 
 
 @njit(cache=True, inline="always")
+def draw_from_table(key_of_auction, stream, index, table):
+    """A draw of ``stream`` (counter ``index``) from the quantile table ``table`` (a 1-d row)."""
+    intervals = table.shape[0] - 1
+    x = to_unit(draw_u64(key_of_auction, stream, index)) * intervals
+    k = int64(x)
+    low = table[k]
+    return low + (x - k) * (table[k + 1] - low)
+
+
+@njit(cache=True, inline="always")
 def draw_common(key_of_auction, segment, common):
     """The auction's common value factor, from its segment's quantile table (a row of 1s: none)."""
-    intervals = common.shape[1] - 1
-    x = to_unit(draw_u64(key_of_auction, STREAM_COMMON, 0)) * intervals
-    k = int64(x)
-    low = common[segment, k]
-    return low + (x - k) * (common[segment, k + 1] - low)
+    return draw_from_table(key_of_auction, STREAM_COMMON, 0, common[segment])
 
 
 @njit(cache=True, nogil=True)

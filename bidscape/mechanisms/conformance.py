@@ -141,6 +141,10 @@ def random_instance(rng: np.random.Generator, mechanism: Mechanism) -> Instance:
         instance.group = np.where(rng.random(n_agents) < 0.7, rng.integers(0, 3, n_agents), -1).astype(np.int64)
     if bidders != "all" and rng.random() < 0.3:
         _add_segments(rng, mechanism, instance)
+        # every optional feature is a compiled variant of the kernels: with segments, keep channel
+        # budgets, personal reserves, throttling and groups off (they act apart from the draws, and
+        # are checked in the other instances), so that segments add a few variants, not a product
+        instance.cap = instance.reserve = instance.participation = instance.group = None
     return instance
 
 

@@ -204,7 +204,12 @@ def context_of(scenario: Scenario) -> tuple:
 
 
 def value_tables(populations: list[Population]) -> np.ndarray:
-    return np.stack([p.values.quantile_table() for p in populations])
+    """Per population, the quantile table of its value per impression (single-item auctions) or per
+    click (position auctions). With ``value_per = "conversion"`` the ``values`` are per conversion and
+    the table holds their expectation, values x ``conversion_rate``: kernels, bids, welfare and
+    efficiency all see expected values, and nothing in the kernels changes."""
+    return np.stack([p.values.quantile_table() * p.conversion_rate if p.value_per == "conversion"
+                     else p.values.quantile_table() for p in populations])
 
 
 def _ranges(channel: ResolvedChannel, start: np.ndarray) -> np.ndarray:

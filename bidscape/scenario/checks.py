@@ -82,6 +82,7 @@ def _check_semantics(scenario: Scenario) -> list[Problem]:
         if smallest_draw(population.quality) <= 0:
             problems.append(Problem(f"{where}.quality", "quality scores must be positive",
                                     "use a distribution above 0, e.g. { dist = \"constant\", value = 1.0 }"))
+        problems.extend(_value_per_problems(scenario, i, channels or []))
         channel_names = [c.name for c in scenario.channels]
         for channel_name in population.channel_budget_shares:
             if channel_name not in channel_names:
@@ -91,6 +92,42 @@ def _check_semantics(scenario: Scenario) -> list[Problem]:
                                         + (f"use one of: {', '.join(channel_names)}" if channel_names
                                            else "add [[channels]] to the scenario, or remove the share")))
     return problems
+
+
+def _value_per_problems(scenario: Scenario, i: int, channels: list) -> list[Problem]:
+    """``value_per`` fits the auctions the population bids in, and ``conversion_rate`` comes with
+    "conversion" (and only with it). "click" needs clicks (position auctions); "impression" needs
+    single-item auctions, since position auctions take values per click."""
+    from bidscape.mechanisms import MECHANISMS
+
+    population, where = scenario.populations[i], f"populations[{i}]"
+    value_per, rate = population.value_per, population.conversion_rate
+    if value_per == "conversion" and rate is None:
+        return [Problem(f"{where}.conversion_rate", 'value_per = "conversion" needs a conversion rate',
+                        "add conversion_rate = 0.05: the probability that a click (position auctions) or a "
+                        "won impression (single-item auctions) converts")]
+    if rate is not None and value_per != "conversion":
+        return [Problem(f"{where}.conversion_rate", "conversion_rate is used only with value_per = \"conversion\" "
+                        f"(value_per is {'unset' if value_per is None else repr(value_per)})",
+                        'add value_per = "conversion" (values are then per conversion), or remove conversion_rate')]
+    if value_per not in ("click", "impression"):
+        return []
+    for channel in channels:
+        if i not in channel.populations or channel.mechanism.type not in MECHANISMS:
+            continue
+        position = MECHANISMS.get(channel.mechanism.type).capabilities.clicks
+        market = f"channel '{channel.name}' runs" if scenario.channels else "the market runs"
+        if value_per == "click" and not position:
+            return [Problem(f"{where}.value_per", f'value_per = "click" but {market} {channel.mechanism.type}, '
+                            "a single-item auction without clicks",
+                            'leave value_per unset (values per impression), or use "conversion" with a '
+                            "conversion_rate per won impression")]
+        if value_per == "impression" and position:
+            return [Problem(f"{where}.value_per", f'value_per = "impression" but {market} '
+                            f"{channel.mechanism.type}, a position auction, where values are per click",
+                            'write values per click (a value per impression shown over the click-through '
+                            'rate) and leave value_per unset or "click"')]
+    return []
 
 
 def _check_mechanism_settings(mechanism: MechanismSection, where: str) -> list[Problem]:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional
 
@@ -28,6 +29,7 @@ Ctrs = Annotated[list[float], Field(min_length=1, max_length=limits.MAX_SLOTS)]
 Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Multiplier = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 CtrMultiplier = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
+ValuePer = Literal["impression", "click", "conversion"]
 MAX_CURVE = 100_000
 MAX_SEGMENTS = 255
 
@@ -114,6 +116,11 @@ class Population(_Section):
     targets: Optional[list[str]] = Field(None, min_length=1, exclude_if=lambda v: v is None)
     segment_value: dict[str, Multiplier] = Field(default_factory=dict, exclude_if=lambda v: not v)
     ctr_multiplier: CtrMultiplier = Field(1.0, exclude_if=lambda v: v == 1.0)
+    # what ``values`` are worth per (unset: per impression in single-item auctions, per click in
+    # position auctions); with "conversion", each click or won impression converts with
+    # probability ``conversion_rate``. Left out of ``to_dict`` when unset, like the fields above.
+    value_per: Optional[ValuePer] = Field(None, exclude_if=lambda v: v is None)
+    conversion_rate: Optional[Share] = Field(None, exclude_if=lambda v: v is None)
     # the strategy's parsed ``params`` and the table they were parsed from (set by the checks)
     _parsed: Optional[tuple[dict[str, Any], BaseModel]] = PrivateAttr(None)
 
@@ -284,6 +291,13 @@ class Scenario(TomlDocument, _Section):
             return multiplier
         ctr = self.traffic.segments[segment_index].ctr
         return (1.0 if ctr is None else float(ctr)) * multiplier
+
+    def conversion_rates(self) -> Optional[list[float]]:
+        """Per population, its ``conversion_rate`` (NaN where it does not value conversions); None when
+        no population values conversions, so the run writes no ``conversions`` column."""
+        if all(p.value_per != "conversion" for p in self.populations):
+            return None
+        return [float(p.conversion_rate) if p.value_per == "conversion" else math.nan for p in self.populations]
 
     def _segment_name(self, segment_index: int) -> Optional[str]:
         if self.traffic is None:

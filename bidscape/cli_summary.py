@@ -23,13 +23,16 @@ def print_summary(summary: dict[str, Any]) -> None:
                    "-" if m["mean_price"] is None else f"{m['mean_price']:.4f}")
     console.print(market)
     populations = Table(title="populations", box=box.SIMPLE_HEAD, header_style="bold")
-    for column in ("population", "strategy", "agents", "spend", "budget used", "wins", "utility", "multiplier"):
+    conversions = "conversions" in summary["populations"][0]  # some population values conversions
+    for column in ("population", "strategy", "agents", "spend", "budget used", "wins", "utility", "multiplier") + (
+            ("conversions", "cost/conv") if conversions else ()):
         populations.add_column(column, justify="left" if column in ("population", "strategy") else "right")
     for p in summary["populations"]:
         used = "-" if p["budget_utilisation"] is None else f"{p['budget_utilisation']:.1%}"
         populations.add_row(escape(p["population"]), p["strategy"], compact(p["agents"]), compact(p["spend"]), used,
                             compact(p["wins"]), compact(p["utility"]),
-                            f"{p['mean_multiplier_first_round']:.2f}->{p['mean_multiplier_last_round']:.2f}")
+                            f"{p['mean_multiplier_first_round']:.2f}->{p['mean_multiplier_last_round']:.2f}",
+                            *(_conversions(p) if conversions else ()))
     console.print(populations)
     if summary.get("segments"):
         segments = Table(title="segments", box=box.SIMPLE_HEAD, header_style="bold")
@@ -43,7 +46,15 @@ def print_summary(summary: dict[str, Any]) -> None:
                              "-" if row["mean_price"] is None else f"{row['mean_price']:.4f}")
         console.print(segments)
     console.print("efficiency: welfare / welfare of the efficient allocation; multiplier: mean bid multiplier in "
-                  "the first and the last round; budget used: spend / budget")
+                  "the first and the last round; budget used: spend / budget"
+                  + ("; conversions: expected (clicks or wins x conversion rate); cost/conv: spend / conversions"
+                     if conversions else ""))
+
+
+def _conversions(population: dict[str, Any]) -> tuple[str, str]:
+    """Expected conversions and spend per conversion; "-" for a population that values no conversions."""
+    conversions, cost = population["conversions"], population["cost_per_conversion"]
+    return ("-" if conversions is None else compact(conversions), "-" if cost is None else f"{cost:.4g}")
 
 
 def compact(number: float) -> str:

@@ -14,6 +14,7 @@ import pyarrow as pa
 from bidscape.engine.kernel import CLICKS, SPEND, VALUE, WINS
 from bidscape.mechanisms import Outcomes
 from bidscape.outputs.recorder import Recorder
+from bidscape.outputs.summary import expected_conversions
 
 if TYPE_CHECKING:
     from bidscape.loop.simulation import ChannelPlay, RoundResult, Simulation
@@ -147,6 +148,7 @@ def record_populations(sim: "Simulation", recorder: Recorder, r: int, plays: lis
     multiplier = np.add.reduceat(s.multiplier, starts) / sizes
     with np.errstate(invalid="ignore"):  # NaN regret (none recorded) stays NaN, written as null
         mean_regret = np.add.reduceat(regret, starts) / sizes
+    rates = sim.scenario.conversion_rates()  # None: no conversions column
     for play in plays:
         ranges = play.market.ranges
         who = ranges[:, 2]
@@ -155,6 +157,9 @@ def record_populations(sim: "Simulation", recorder: Recorder, r: int, plays: lis
                   for name, column in (("spend", SPEND), ("wins", WINS), ("value", VALUE), ("clicks", CLICKS))}
         per_agent = _participations_per_agent(sim, play)
         finite = np.isfinite(budget[who])
+        position = play.mechanism.capabilities.clicks
+        conversions = {} if rates is None else {
+            "conversions": expected_conversions(play.market.outcome_state, ranges, position, np.array(rates))}
         recorder.write_populations({
             "round": np.full(len(ranges), r, np.int32),
             "agents": ranges[:, 1].astype(np.int64),
@@ -167,7 +172,7 @@ def record_populations(sim: "Simulation", recorder: Recorder, r: int, plays: lis
             "multiplier": multiplier[who],
             "regret": mean_regret[who],
             "liquid_welfare": liquid[who],
-        }, who.astype(np.int16), np.full(len(ranges), play.index, np.int16))
+        } | conversions, who.astype(np.int16), np.full(len(ranges), play.index, np.int16))
 
 
 def _participations_per_agent(sim: "Simulation", play: "ChannelPlay") -> np.ndarray:

@@ -66,7 +66,8 @@ AGENT_STOCKS = ("budget_remaining", "multiplier", "regret")
 POPULATION_FLOWS = ("participations", "spend", "wins", "value", "utility", "clicks")
 POPULATION_STOCKS = ("budget", "budget_remaining", "multiplier", "regret", "liquid_welfare")
 # NaN written as null: no budget (unlimited), no regret recorded, no clicks (single-item auctions)
-NULLABLE = {"agents": ("regret", "clicks"), "populations": ("budget", "budget_remaining", "regret", "clicks")}
+NULLABLE = {"agents": ("regret", "clicks"),
+            "populations": ("budget", "budget_remaining", "regret", "clicks", "conversions")}
 
 
 def agents_schema() -> pa.Schema:
@@ -105,10 +106,16 @@ SEGMENTS_SCHEMA = pa.schema([  # markets with [traffic] only: one row per round,
 ])
 
 
+CONVERSIONS = pa.field("conversions", pa.float64())  # expected: clicks (or wins) x conversion rate; null where none
+
+
 def extra_tables(scenario: Any) -> dict[str, pa.Schema]:
-    """The tables a run writes besides ``TABLES``: ``segments`` in a market with ``[traffic]``,
-    and the strategies' own (``strategy_tables``)."""
+    """The tables a run writes besides ``TABLES``, or with more columns: ``segments`` in a market
+    with ``[traffic]``, the populations' ``conversions`` when some population values conversions,
+    and the strategies' own tables (``strategy_tables``)."""
     tables = strategy_tables(scenario)
+    if any(getattr(p, "value_per", None) == "conversion" for p in scenario.populations):
+        tables["populations"] = POPULATIONS_SCHEMA.append(CONVERSIONS)
     if getattr(scenario, "traffic", None) is not None:
         if "segments" in tables:
             raise ValueError("a strategy declares a table named 'segments', which markets with traffic write")

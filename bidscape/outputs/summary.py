@@ -35,6 +35,18 @@ def ratio(totals: Mapping[str, Any], numerator: str, denominator: str) -> Option
     return totals[numerator] / below if below is not None and below > 0 else None
 
 
+def expected_conversions(outcome_state: np.ndarray, ranges: np.ndarray, position: bool,
+                         rates: np.ndarray) -> np.ndarray:
+    """Expected conversions of each of a channel's agent ranges (``int64[R, 3]``: first agent, count,
+    population) this round: the range's clicks (position auctions) or wins (single-item auctions)
+    x its population's conversion rate (``rates``, per population; NaN where none)."""
+    from bidscape.engine.kernel import CLICKS, WINS  # here: readers of the summary need no kernels
+
+    column = CLICKS if position else WINS
+    counts = np.array([outcome_state[a:a + n, column].sum() for a, n, _ in ranges])
+    return counts * rates[ranges[:, 2]]
+
+
 class RunTotals:
     """Headline numbers of a run, gathered round by round for the summary."""
 
@@ -47,6 +59,9 @@ class RunTotals:
         self.wins = np.zeros(populations)
         self.value = np.zeros(populations)
         self.first_multiplier: Optional[np.ndarray] = None
+        rates = simulation.scenario.conversion_rates()  # None: no population values conversions
+        self.conversion_rates = None if rates is None else np.array(rates)
+        self.conversions = None if rates is None else np.zeros(populations)
         traffic = simulation.scenario.traffic
         self.segment_names = [] if traffic is None else [s.name for s in traffic.segments]
         self.segments = np.zeros((len(self.segment_names), 6))  # columns: engine.context.SEGMENT_TOTALS
@@ -64,8 +79,20 @@ class RunTotals:
         self.spend += np.add.reduceat(state.spend, starts)
         self.wins += np.add.reduceat(state.wins, starts)
         self.value += np.add.reduceat(state.value, starts)
+        if self.conversions is not None:
+            self._add_conversions()
         if self.first_multiplier is None:
             self.first_multiplier = self._mean_multiplier()
+
+    def _add_conversions(self) -> None:
+        from bidscape.mechanisms import MECHANISMS
+
+        state = self.simulation.state
+        for c, channel in enumerate(self.simulation.channels()):  # as the round just played them
+            position = MECHANISMS.get(channel.mechanism.type).capabilities.clicks
+            ranges = state.channel_ranges[c]
+            np.add.at(self.conversions, ranges[:, 2],
+                      expected_conversions(state.channel_outcomes[c], ranges, position, self.conversion_rates))
 
     def _mean_multiplier(self) -> np.ndarray:
         state = self.simulation.state
@@ -101,11 +128,19 @@ class RunTotals:
                 "mean_multiplier_first_round": float(self.first_multiplier[p]) if self.first_multiplier is not None else None,
                 "mean_multiplier_last_round": float(last_multiplier[p]),
                 "mean_regret": self._mean_regret(p),
-            })
+            } | self._conversions(p))
         summary = {"market": m, "populations": populations}
         if self.segment_names:
             summary["segments"] = [self._segment(name, row) for name, row in zip(self.segment_names, self.segments)]
         return json_safe(summary)  # e.g. a NaN mean regret: null, not NaN
+
+    def _conversions(self, p: int) -> dict[str, Any]:
+        """Expected conversions and spend per conversion, when some population values conversions."""
+        if self.conversions is None:
+            return {}
+        conversions = float(self.conversions[p])  # NaN (null) for a population without a conversion rate
+        return {"conversions": conversions,
+                "cost_per_conversion": float(self.spend[p]) / conversions if conversions > 0 else None}
 
     @staticmethod
     def _segment(name: str, row: np.ndarray) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from bidscape.bidders.hedge import Hedge
 from bidscape.bidders.llm_proxy import LlmProxy
 from bidscape.bidders.multi_channel import MultiChannel
 from bidscape.bidders.pid_pacing import PidPacing
+from bidscape.bidders.segment_pacing import SegmentPacing
 from bidscape.bidders.rl_policy import RLPolicy
 from bidscape.bidders.target_cpa import TargetCpa
 from bidscape.bidders.target_roi import TargetRoi
@@ -21,8 +22,8 @@ from bidscape.bidders.ucb1 import Ucb1
 from bidscape.registry import Registry
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy", "strategies")
-for _strategy in (Truthful, ConstantShade, AdaptivePacing, TargetRoi, TargetCpa, PidPacing, Throttling, MultiChannel, Agency,
-                  EpsilonGreedy, Ucb1, Thompson, Exp3, Hedge, RLPolicy, External, LlmProxy):
+for _strategy in (Truthful, ConstantShade, AdaptivePacing, SegmentPacing, TargetRoi, TargetCpa, PidPacing, Throttling,
+                  MultiChannel, Agency, EpsilonGreedy, Ucb1, Thompson, Exp3, Hedge, RLPolicy, External, LlmProxy):
     STRATEGIES.register(_strategy.name, _strategy)
 
 __all__ = ["STRATEGIES", "Strategy", "PopulationView", "RoundFeedback"]

@@ -45,6 +45,13 @@ class PopulationView:
     # Set by strategies that declare ``uses_groups``: agents with the same group >= 0 never
     # bid against each other (only the highest bid of a group in an auction counts).
     group: Optional[np.ndarray] = None
+    # For strategies that declare ``uses_segments`` in a market with ``[traffic]``: float64[n, S],
+    # each agent's bid multiplier per segment (on top of ``multiplier``; 1 = as the value), in the
+    # order of ``segment_names``; else None.
+    segment_multiplier: Optional[np.ndarray] = None
+    segment_names: tuple[str, ...] = ()
+    # each segment's share of traffic at the start of the run, 0 where the population does not target it
+    segment_shares: tuple[float, ...] = ()
 
     @property
     def size(self) -> int:
@@ -71,6 +78,13 @@ class RoundFeedback:
     counterfactual: Optional[np.ndarray] = None
     # auctions each agent took part in this round (counted with counterfactuals), else None
     participations: Optional[np.ndarray] = None
+    # float64[S, n] per segment (strategies that declare ``uses_segments``, with ``[traffic]``):
+    # spend, wins and value of each agent there this round, summed over channels; else None.
+    # With ``contexts = "segment"`` learners, ``counterfactual`` and ``participations`` have a row
+    # per agent and segment (agent-major: row ``i * S + s``).
+    segment_spend: Optional[np.ndarray] = None
+    segment_wins: Optional[np.ndarray] = None
+    segment_value: Optional[np.ndarray] = None
 
 
 class Strategy:
@@ -92,6 +106,12 @@ class Strategy:
     def scenario_problems(cls, scenario: Any, index: int, where: str) -> list:
         """Problems (``bidscape.errors.Problem``) with using this strategy for population ``index``."""
         return []
+
+    @classmethod
+    def uses_segments(cls, params: BaseModel) -> bool:
+        """Whether, with these parameters, the strategy bids per segment of a market with ``[traffic]``
+        (writes ``agents.segment_multiplier``) and learns from per-segment feedback."""
+        return False
 
     @classmethod
     def bytes_per_agent(cls, params: BaseModel, channels: int) -> int:

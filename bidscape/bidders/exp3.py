@@ -51,7 +51,7 @@ class Exp3(AnytimeRate):
     def scale(self) -> np.ndarray:
         """The running scale ``s``: mean loss of the arms played, at least FLOOR (1 before any round)."""
         if self.t == 0:
-            return np.ones(self.agents.size)
+            return np.ones(self.rows)
         return np.maximum(self.loss_total / self.t, FLOOR)
 
     def choose(self, round_index: int) -> np.ndarray:
@@ -60,7 +60,7 @@ class Exp3(AnytimeRate):
             k = self.grid.size
             eta = np.sqrt(np.log(k) / ((self.t + 1) * k))  # t + 1: the round about to be played
         lower_rate(self.rate, eta, self.scale())
-        n = self.agents.size
+        n = self.rows
         return sample_from_logits(self.estimate, self.rate, self.params.gamma, self.rng.random(n),
                                   self.probabilities)
 

@@ -17,6 +17,13 @@ Thompson sampling): ``(u - lo) / (hi - lo)``, with ``lo`` and ``hi`` the smalles
 largest round utility the agent has seen so far (0 included). An affine map keeps the
 best arm the best.
 
+With ``contexts = "segment"`` (markets with ``[traffic]``) each agent keeps one set of arms per
+segment: it plays an arm per segment, bids ``grid[arm_s] x value`` in auctions of segment ``s``,
+and learns each set from that segment's utility (and counterfactuals) alone. Internally an agent
+and segment is one row of the ``[rows, arms]`` arrays (row ``i * S + s``), so every learner works
+unchanged; its regret is the contextual one, against the best fixed arm *per segment*, summed
+over segments.
+
 The exponential-weights learners (hedge, exp3) share their learning-rate rule: an anytime
 rate ``eta_t`` divided by a running scale ``s_t`` of the agent's rounds, the mean of the
 rounds seen but never below ``FLOOR`` times the largest, and never increased (``lower_rate``);
@@ -25,7 +32,7 @@ rounds seen but never below ``FLOOR`` times the largest, and never increased (``
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 from numba import njit
@@ -54,6 +61,8 @@ class GridParams(BaseModel):
     high: limits.Multiplier = Field(1.0, gt=0, allow_inf_nan=False, description="largest multiplier (without grid)")
     arms: int = Field(10, ge=2, le=1000, description="number of multipliers (without grid)")
     track_regret: bool = Field(True, description="compute counterfactuals to record regret")
+    contexts: Literal["none", "segment"] = Field(
+        "none", description='"segment": one set of arms per traffic segment (markets with [traffic])')
 
     @field_validator("grid")
     @classmethod
@@ -89,7 +98,12 @@ class GridLearner(Strategy):
     def __init__(self, params: GridParams, agents: PopulationView, rng: np.random.Generator):
         super().__init__(params, agents, rng)
         self.grid = params.multipliers()
-        n, k = agents.size, self.grid.size
+        per_segment = agents.segment_multiplier
+        if params.contexts == "segment" and per_segment is None:
+            raise ValueError(f"'{self.name}' with contexts = \"segment\" needs a market with [traffic] segments")
+        self.segments = 1 if params.contexts == "none" else per_segment.shape[1]
+        self.rows = agents.size * self.segments  # one per agent (and segment, with contexts = "segment")
+        n, k = self.rows, self.grid.size
         self.arm = np.zeros(n, np.int64)
         self.plays = np.zeros((n, k))  # times each arm was played
         self.total = np.zeros((n, k))  # utility each arm got when played
@@ -100,10 +114,20 @@ class GridLearner(Strategy):
         self.t = 0  # rounds learned from
 
     @classmethod
+    def uses_segments(cls, params: GridParams) -> bool:
+        return params.contexts == "segment"
+
+    @classmethod
     def scenario_problems(cls, scenario, index: int, where: str) -> list[Problem]:
+        from bidscape.mechanisms import MECHANISMS
+
+        parsed = scenario.populations[index].parsed_params()  # None when the params did not parse
+        if parsed is not None and cls.uses_segments(parsed):
+            problems = segment_problems(cls.name, scenario, index, where, "params.contexts")
+            if problems:
+                return problems
         if not cls.full_information:
             return []
-        from bidscape.mechanisms import MECHANISMS
 
         for channel in scenario.resolved_channels():
             if index in channel.populations and channel.mechanism.type in MECHANISMS:
@@ -123,6 +147,9 @@ class GridLearner(Strategy):
 
     @classmethod
     def change_problems(cls, old: GridParams, new: GridParams, where: str) -> list[Problem]:
+        if old.contexts != new.contexts:
+            return [Problem(where, f"'{cls.name}' keeps its arms per segment or not from the start, so contexts "
+                            "cannot change during a run", "set contexts at the start")]
         if np.array_equal(old.multipliers(), new.multipliers()):
             return []
         return [Problem(where, f"'{cls.name}' learns one value per multiplier of its grid, so the grid (grid, low, "
@@ -141,14 +168,22 @@ class GridLearner(Strategy):
     def regret(self) -> Optional[np.ndarray]:
         if self.cumulative_counterfactual is None:
             return None
-        return self.cumulative_counterfactual.max(axis=1) - self.cumulative_utility
+        regret = self.cumulative_counterfactual.max(axis=1) - self.cumulative_utility
+        return regret if self.segments == 1 else regret.reshape(-1, self.segments).sum(axis=1)
 
     def decide(self, round_index: int) -> None:
         self.arm = self.choose(round_index)
-        np.take(self.grid, self.arm, out=self.agents.multiplier)
+        if self.segments == 1:
+            np.take(self.grid, self.arm, out=self.agents.multiplier)
+        else:
+            self.agents.multiplier.fill(1.0)
+            np.take(self.grid, self.arm.reshape(-1, self.segments), out=self.agents.segment_multiplier)
 
     def observe(self, feedback: RoundFeedback) -> None:
-        utility = feedback.value - feedback.spend
+        if self.segments == 1:
+            utility = feedback.value - feedback.spend
+        else:  # row i * S + s: agent i in segment s
+            utility = (feedback.segment_value - feedback.segment_spend).T.ravel()
         rows = np.arange(utility.size)
         self.plays[rows, self.arm] += 1.0
         self.total[rows, self.arm] += utility
@@ -180,6 +215,23 @@ class GridLearner(Strategy):
         mean = np.divide(self.total, self.plays, out=np.zeros_like(self.total), where=self.plays > 0)
         unit = np.clip((mean - self.low[:, None]) / spread, 0.0, 1.0)
         return np.where(self.plays > 0, unit, 0.5)
+
+
+def segment_problems(name: str, scenario, index: int, where: str, field: str = "strategy") -> list[Problem]:
+    """Problems with population ``index`` bidding per segment (``Strategy.uses_segments``); ``field``
+    names what asked for it when the scenario has no segments."""
+    from bidscape.mechanisms import MECHANISMS
+
+    if scenario.traffic is None:
+        return [Problem(f"{where}.{field}", f"'{name}' bids per segment, and the scenario has no [traffic] segments",
+                        "add a [traffic] section with [[traffic.segments]]"
+                        + (", or drop the per-segment setting" if field != "strategy" else ""))]
+    for channel in scenario.resolved_channels():
+        if index in channel.populations and getattr(MECHANISMS.get(channel.mechanism.type), "all_pay", False):
+            return [Problem(f"{where}.strategy", f"'{name}' learns from its spend per segment, which bidscape does "
+                            f"not split by segment in all-pay auctions (channel '{channel.name}')",
+                            "use it with first-price, second-price or position auctions")]
+    return []
 
 
 class AnytimeRate(GridLearner):

@@ -61,10 +61,10 @@ class Hedge(AnytimeRate):
 
     def choose(self, round_index: int) -> np.ndarray:
         if self.cumulative_counterfactual is None:
-            return self.rng.integers(0, self.grid.size, self.agents.size)
+            return self.rng.integers(0, self.grid.size, self.rows)
         eta = self.params.eta
         if eta is None:
             eta = ANYTIME * np.sqrt(np.log(self.grid.size) / (self.t + 1))  # t + 1: the round about to be played
         lower_rate(self.rate, eta, self.scale())
-        return sample_from_logits(self.cumulative_counterfactual, self.rate, 0.0, self.rng.random(self.agents.size),
+        return sample_from_logits(self.cumulative_counterfactual, self.rate, 0.0, self.rng.random(self.rows),
                                   self.probabilities)

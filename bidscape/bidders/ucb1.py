@@ -28,7 +28,7 @@ class Ucb1(GridLearner):
 
     def __init__(self, params, agents, rng):
         super().__init__(params, agents, rng)
-        self.offset = rng.integers(0, self.grid.size, agents.size)
+        self.offset = rng.integers(0, self.grid.size, self.rows)
 
     def choose(self, round_index: int) -> np.ndarray:
         k = self.grid.size

@@ -99,7 +99,7 @@ def check_strategy(strategy: str, params: Optional[dict[str, Any]] = None, seed:
         try:
             scenario = Scenario.from_dict(raw, source=f"check_strategy market '{name}'")
         except InputError as error:
-            if any(p.path.endswith(".strategy") for p in error.problems):
+            if any(p.path.endswith((".strategy", ".params.contexts")) for p in error.problems):
                 report.skipped.append(f"{name}: {error.problems[0].message}")
                 continue
             raise

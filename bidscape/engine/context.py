@@ -14,6 +14,19 @@ compiles it out and runs without context pay nothing):
 - ``common``: ``float64[S, intervals + 1]``, each segment's quantile table of the common
   value factor (one draw per auction; a row of ones when the segment has none).
 
+Strategies that bid differently per segment (``Strategy.uses_segments``: grid learners with
+``contexts = "segment"``, ``segment_pacing``) add two optional pieces, both ``None`` otherwise:
+
+- ``segment_bids = (segment_of, lo, multiplier)`` for the clearing kernels: agent ``a`` with
+  ``0 <= a - lo < len(multiplier)`` bids on its base value times ``multiplier[a - lo, s]`` in
+  an auction of segment ``s`` (``bid_value``); its value is unchanged;
+- ``by_agent = (lo, outcomes)`` for ``segment_totals``: the winners' spend, wins and value per
+  agent and segment (``outcomes[a - lo, s, :]``, columns ``AGENT_SEGMENT``), which strategies
+  get as per-segment feedback.
+
+Both cover one contiguous span of agents (the populations that use them), so a market pays for
+them in memory and time only when such a strategy bids.
+
 An agent's value in an auction of segment ``s`` is its private draw x its value scale x
 ``factor[s, p]`` x the auction's common value factor. The tables are a few hundred bytes:
 they stay in cache, and the hot row of a bidder does not grow.
@@ -52,14 +65,27 @@ def segment_order(key_of_round, counts):
 
 
 SEGMENT_TOTALS = ("auctions", "sold", "clicks", "revenue", "welfare", "max_welfare")  # columns of ``totals``
+AGENT_SEGMENT = ("spend", "wins", "value")  # columns of ``by_agent``'s outcomes
+
+
+@njit(cache=True, inline="always")
+def bid_value(segment_bids, r, agent, v):
+    """The base value agent ``agent`` bids on in auction ``r`` of the round (``v`` itself without
+    ``segment_bids``: compiled out)."""
+    if segment_bids is None:
+        return v
+    segment_of, lo, multiplier = segment_bids
+    row = agent - lo
+    return v * multiplier[row, segment_of[r]] if 0 <= row < multiplier.shape[0] else v
 
 
 @njit(cache=True)
 def segment_totals(segment_of, first, n, winner, price, value, clicks, efficient, others_paid, bid_state, scale_col,
-                   totals):
+                   totals, by_agent):
     """Add a cleared batch (auctions ``first ..`` of the round) to ``totals[S, 6]`` by segment
     (columns ``SEGMENT_TOTALS``), as the mechanism's own totals count them: a winner's welfare
-    is its value scale x base value, x its clicks where outcomes are clicks (``clicks`` not None)."""
+    is its value scale x base value, x its clicks where outcomes are clicks (``clicks`` not None).
+    ``by_agent`` (None: compiled out) gets each winner's spend, win and value by segment too."""
     for r in range(n):
         s = segment_of[first + r]
         totals[s, 0] += 1.0
@@ -75,3 +101,15 @@ def segment_totals(segment_of, first, n, winner, price, value, clicks, efficient
                 totals[s, 1] += 1.0
                 totals[s, 3] += price[r, k]
                 totals[s, 4] += worth
+                if by_agent is not None:
+                    _add_agent_segment(by_agent, agent, s, price[r, k], worth)
+
+
+@njit(cache=True, inline="always")
+def _add_agent_segment(by_agent, agent, s, paid, worth):
+    lo, outcomes = by_agent
+    row = agent - lo
+    if 0 <= row < outcomes.shape[0]:
+        outcomes[row, s, 0] += paid
+        outcomes[row, s, 1] += 1.0
+        outcomes[row, s, 2] += worth

@@ -46,7 +46,7 @@ def _add(rule, all_pay, agent, row, grid, arms, value, competing, bid_state, per
 @njit(cache=True)
 def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state,
                            value_tables, marked, winner, top_bid, second_bid, outcome_state, row_base, grid_of,
-                           grids, arms, utility, taken, participation, personal, context):
+                           grids, arms, utility, taken, participation, personal, context, stride):
     """Replay a batch of sampled-bidder auctions for the agents of learning populations.
 
     Agent ``a`` of population ``p`` with ``grid_of[p] = g >= 0`` adds to row
@@ -54,6 +54,10 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
     of ``grids[g, :arms[g]]``, and 1 to ``taken`` (auctions it took part in). Participants
     and values are drawn block by block as the clearing kernel drew them (``draw_block``,
     impressions ``context`` included).
+
+    ``stride = (per_agent, first_row)`` (None: compiled out) gives learners one set of arms per
+    segment: population ``p`` with ``per_agent[p] = S > 1`` has ``S`` rows per agent from row
+    ``first_row[p]`` on, and an auction of segment ``s`` adds to the agent's ``s``-th.
     """
     n_eligible = eligible_agents(ranges)
     who = np.empty(BLOCK * bidders, np.int64)
@@ -84,8 +88,20 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
                     continue
                 value = bid_state[agent, SCALE] * drawn[i]
                 competing = second_bid[r] if winner[r] == agent else top_bid[r]
-                _add(rule, all_pay, agent, agent - row_base[p], grids[g], arms[g], value, competing, bid_state,
-                     personal, utility, taken)
+                row = _row(agent - row_base[p], stride, p, context, first_auction + r)
+                _add(rule, all_pay, agent, row, grids[g], arms[g], value, competing, bid_state, personal, utility,
+                     taken)
+
+
+@njit(cache=True, inline="always")
+def _row(row, stride, p, context, r):
+    """The learner's row for auction ``r`` of the round: its own, or its segment's (``stride``)."""
+    if stride is None:
+        return row
+    per_agent, first_row = stride
+    if per_agent[p] == 1:
+        return row
+    return first_row[p] + (row - first_row[p]) * per_agent[p] + context[0][r]
 
 
 @njit(cache=True, inline="always")

@@ -47,6 +47,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from bidscape.engine.context import bid_value
 from bidscape.engine.draws import BLOCK, LOOKAHEAD, draw_auctions, draw_value, eligible_agents
 from bidscape.engine.prefetch import prefetch_row
 from bidscape.engine.rng import STREAM_SAMPLE, STREAM_THROTTLE, STREAM_TIE, auction_key, draw_u64, to_unit
@@ -168,7 +169,7 @@ def _all_pay_losers(rule, agents, bids, offset, count, winner_agent, bid_state, 
 @njit(cache=True, nogil=True)
 def clear_drawn(rule, key_of_round, first_auction, start, count, bidders, who, drawn, ahead, bid_state,
                 winner, price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal,
-                participation, third_bid, losers, group):
+                participation, third_bid, losers, group, segment_bids):
     """Clear auctions ``start .. start + count - 1`` of the batch, drawn into ``who`` and ``drawn``.
 
     Releases the GIL: ``clear_sampled`` calls it block by block, and the two-thread pipeline
@@ -196,7 +197,8 @@ def clear_drawn(rule, key_of_round, first_auction, start, count, bidders, who, d
         for j in range(bidders):
             agent = who[offset + j]
             v = drawn[offset + j]
-            bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
+            bid = bid_of(agent, bid_value(segment_bids, first_auction + r, agent, v), bid_state, cap, personal, key,
+                         participation)
             possible = max(possible, bid_state[agent, SCALE] * v)
             if losers is not None or group is not None:
                 bids[j] = bid
@@ -223,7 +225,7 @@ def clear_drawn(rule, key_of_round, first_auction, start, count, bidders, who, d
 @njit(cache=True)
 def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state, value_tables, marked,
                   winner, price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal,
-                  participation, third_bid, losers, group, context):
+                  participation, third_bid, losers, group, context, segment_bids):
     """Clear ``n_auctions`` auctions with ``bidders`` participants drawn uniformly each.
 
     The last six arguments switch features on, and are ``None`` when off so that numba
@@ -233,7 +235,8 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
     tracking the third bid, ``losers`` the outcome state that all-pay losers' payments
     go to, ``group`` per-agent groups (-1 = none) whose members never bid against each
     other (only a group's highest bid in an auction counts). ``context`` the impressions
-    of a market with segments (``bidscape.engine.context``), used by the draws alone.
+    of a market with segments (``bidscape.engine.context``), used by the draws, and
+    ``segment_bids`` the per-segment bid multipliers of the agents that have them.
     """
     who = np.empty(BLOCK * bidders, np.int64)
     population = np.empty(BLOCK * bidders, np.int64)
@@ -244,7 +247,7 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
                       who, population, drawn, True, context)
         clear_drawn(rule, key_of_round, first_auction, start, count, bidders, who, drawn, 0, bid_state, winner,
                     price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal, participation,
-                    third_bid, losers, group)
+                    third_bid, losers, group, segment_bids)
 
 
 @njit(cache=True)

@@ -45,6 +45,7 @@ from numba import njit
 
 from bidscape.engine.capped import clear_capped, efficient_capped, ranking_capped, top_capped
 from bidscape.engine.clicks import prediction_noise, ranked_qualities
+from bidscape.engine.context import bid_value
 from bidscape.engine.draws import BLOCK, LOOKAHEAD, draw_auctions, draw_value, eligible_agents
 from bidscape.engine.kernel import CLICKS, QUALITY, SCALE, SPEND, VALUE, WINS, bid_of, charge, own_reserve
 from bidscape.engine.prefetch import prefetch_row
@@ -217,13 +218,13 @@ def _settle_ranked(rule, ctrs, key, r, reserve, agents, bids, values, priority, 
 @njit(cache=True, nogil=True)
 def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count, bidders, who, population, drawn,
                           ahead, bid_state, winner, price, bid_out, next_bid, value_out, clicks, efficient, cap,
-                          personal, participation, vcg, soft_floor, capped, ctr_context, ctr_noise):
+                          personal, participation, vcg, soft_floor, capped, ctr_context, ctr_noise, segment_bids):
     """Clear position auctions ``start .. start + count - 1`` of the batch, drawn into ``who`` and ``drawn``.
 
     As ``kernel.clear_drawn``: called block by block by ``clear_positions_sampled`` and chunk
     by chunk by the two-thread pipeline (``ahead`` > 0 then prefetches rows drawn elsewhere).
     ``ctr_context`` and ``ctr_noise``: segment CTRs and their prediction (``bidscape.engine.clicks``),
-    None when off.
+    ``segment_bids`` per-segment bid multipliers (``bidscape.engine.context``), None when off.
     """
     slots = ctrs.shape[0]
     reserve = rule[RULE_RESERVE]
@@ -257,7 +258,8 @@ def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count,
         for j in range(bidders):
             agent = who[offset + j]
             v = drawn[offset + j]
-            bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
+            bid = bid_of(agent, bid_value(segment_bids, first_auction + r, agent, v), bid_state, cap, personal, key,
+                         participation)
             bids[j] = bid
             values[j] = v
             quality = bid_state[agent, QUALITY]
@@ -295,15 +297,15 @@ def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count,
 def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state,
                             value_tables, marked, winner, price, bid_out, next_bid, value_out, clicks,
                             efficient, cap, personal, participation, vcg, soft_floor, capped, context, ctr_context,
-                            ctr_noise):
+                            ctr_noise, segment_bids):
     """Clear ``n_auctions`` position auctions with ``bidders`` participants drawn uniformly each.
 
     ``cap`` (channel budgets), ``personal`` (personal reserves), ``participation``
     (throttling), ``vcg`` (VCG prices, else
     GSP), ``soft_floor`` and ``capped`` (capped click probabilities) are ``None`` when
     off, so that numba compiles them out, as in ``kernel.clear_sampled``; so is ``context``
-    (the impressions of a market with segments, used by the draws), ``ctr_context`` and
-    ``ctr_noise`` (segment CTRs and their prediction, ``bidscape.engine.clicks``).
+    (the impressions of a market with segments, used by the draws), ``ctr_context``,
+    ``ctr_noise`` and ``segment_bids`` (as in ``clear_positions_drawn``).
     """
     who = np.empty(BLOCK * bidders, np.int64)
     population = np.empty(BLOCK * bidders, np.int64)
@@ -314,7 +316,7 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
                       who, population, drawn, True, context)
         clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count, bidders, who, population, drawn,
                               0, bid_state, winner, price, bid_out, next_bid, value_out, clicks, efficient, cap,
-                              personal, participation, vcg, soft_floor, capped, ctr_context, ctr_noise)
+                              personal, participation, vcg, soft_floor, capped, ctr_context, ctr_noise, segment_bids)
 
 
 @njit(cache=True)

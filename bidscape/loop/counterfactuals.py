@@ -35,6 +35,9 @@ class Counterfactuals:
     grids: np.ndarray  # float64[G, K]
     utility: np.ndarray  # float64[rows, K]
     taken: np.ndarray  # float64[rows]: auctions taken part in
+    # (per_agent int64[P], first_row int64[P]): rows per agent (S for learners with one arm set per
+    # segment, ``Strategy.uses_segments``) and each population's first row; None when all have one
+    stride: Optional[tuple[np.ndarray, np.ndarray]] = None
 
     @classmethod
     def for_round(cls, sim: "Simulation") -> Optional["Counterfactuals"]:
@@ -54,16 +57,23 @@ class Counterfactuals:
         grids = np.zeros((len(wanted), width))
         arms = np.zeros(len(wanted), np.int64)
         rows: dict[int, slice] = {}
+        per_agent = np.ones(len(sim.strategies), np.int64)
+        first_row = np.zeros(len(sim.strategies), np.int64)
         next_row = 0
         for g, (p, grid) in enumerate(sorted(wanted.items())):
             part = state.population_slice(p)
+            if p in state.segment_users:
+                per_agent[p] = state.segment_multiplier.shape[1]
             grid_of[p] = g
             grids[g, :len(grid)] = grid
             arms[g] = len(grid)
             row_base[p] = part.start - next_row
-            rows[p] = slice(next_row, next_row + part.stop - part.start)
-            next_row += part.stop - part.start
-        return cls(grid_of, row_base, rows, arms, grids, np.zeros((next_row, width)), np.zeros(next_row))
+            first_row[p] = next_row
+            size = (part.stop - part.start) * int(per_agent[p])
+            rows[p] = slice(next_row, next_row + size)
+            next_row += size
+        stride = (per_agent, first_row) if np.any(per_agent > 1) else None
+        return cls(grid_of, row_base, rows, arms, grids, np.zeros((next_row, width)), np.zeros(next_row), stride)
 
     def replay(self, play: "ChannelPlay", out: Outcomes, first: int, n: int) -> None:
         if not play.mechanism.capabilities.replayable or not np.any(self.grid_of[play.market.ranges[:, 2]] >= 0):
@@ -78,7 +88,8 @@ class Counterfactuals:
                                               m.bid_state, m.value_tables, *common)
         else:
             counterfactual.counterfactual_sampled(rule, play.mechanism.all_pay, play.key, first, n, bidders,
-                                                  m.ranges, m.bid_state, m.value_tables, m.marked, *common, m.context)
+                                                  m.ranges, m.bid_state, m.value_tables, m.marked, *common, m.context,
+                                                  self.stride)
 
     def of(self, p: int) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
         if p not in self.rows:

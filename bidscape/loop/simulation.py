@@ -196,7 +196,7 @@ class Simulation:
             clicks = out.clicks[:n] if play.mechanism.capabilities.clicks else None
             segment_totals(play.market.context[0], first, n, out.winner[:n], out.price[:n], out.value[:n], clicks,
                            out.efficient[:n], out.others_paid[:n], play.market.bid_state, kernel.SCALE,
-                           play.segments)
+                           play.segments, self.state.by_agent())
         if self._counterfactuals is not None:
             self._counterfactuals.replay(play, out, first, n)
         if rate > 0:
@@ -221,7 +221,8 @@ class Simulation:
         for p, (old, new) in enumerate(zip(before.populations, after.populations)):
             if old.params != new.params:
                 self.strategies[p].set_params(after.strategy_params(new))
-        if [p.values for p in before.populations] != [p.values for p in after.populations]:
+        if [(p.values, p.conversion_rate) for p in before.populations] != \
+                [(p.values, p.conversion_rate) for p in after.populations]:  # both make the value tables
             self.state.set_values(after.populations)
         if context_of(before) != context_of(after):
             self.state.set_context(after)

@@ -45,6 +45,14 @@ class MarketState:
     grouped: tuple[bool, ...] = ()  # per channel: whether a population bidding there uses groups
     pipeline: Optional[Pipeline] = None  # a drawing thread (``Simulation(threads=2)``), None: one thread
     contexts: Optional[list[ChannelContext]] = None  # per channel, its segments; None without [traffic]
+    # Agents lo:hi of the populations whose strategy bids per segment (``Strategy.uses_segments``),
+    # their bid multipliers per segment float64[hi - lo, S] and this round's spend, wins and value
+    # per segment float64[hi - lo, S, 3] (``engine.context``); None when no strategy does.
+    segment_span: Optional[tuple[int, int]] = None
+    segment_users: frozenset[int] = frozenset()  # those populations
+    segment_shares: tuple[tuple[float, ...], ...] = ()  # per population, the segments' shares it targets
+    segment_multiplier: Optional[np.ndarray] = None
+    segment_outcomes: Optional[np.ndarray] = None
 
     @classmethod
     def build(cls, scenario: Scenario, seed: np.random.SeedSequence) -> "MarketState":
@@ -73,6 +81,9 @@ class MarketState:
             if population.reserve is not None:
                 reserve[lo:hi] = population.reserve.sample(rng, population.size)
         bid_state[:, REMAINING] = budget
+        users = _segment_users(scenario, kinds)
+        span = None if not users else (int(start[min(users)]), int(start[max(users) + 1]))
+        segments = 0 if span is None else len(scenario.traffic.segments)
         outcomes = np.zeros((len(channels), n_agents, OUTCOME_COLUMNS))
         caps = [_caps(c, populations, start, budget) for c in channels]
         if any(kind.uses_channel_caps for kind in kinds):
@@ -94,15 +105,31 @@ class MarketState:
             group=np.full(n_agents, -1, np.int64) if any(kind.uses_groups for kind in kinds) else None,
             grouped=tuple(any(kinds[p].uses_groups for p in c.populations) for c in channels),
             contexts=channel_contexts(scenario, channels, [_ranges(c, start) for c in channels]),
+            segment_span=span,
+            segment_users=users,
+            segment_shares=() if scenario.traffic is None else tuple(
+                tuple(seg.share if scenario.eligible(p, s) else 0.0 for s, seg in enumerate(scenario.traffic.segments))
+                for p in range(len(populations))),
+            segment_multiplier=None if span is None else np.ones((span[1] - span[0], segments)),
+            segment_outcomes=None if span is None else np.zeros((span[1] - span[0], segments, 3)),
         )
 
     def kernel_market(self, c: int, context: Optional[tuple] = None) -> KernelMarket:
         """Channel ``c``'s arrays for the kernels; ``context`` the round's impressions (``[traffic]`` only)."""
         # groups only where a grouping population bids: other channels may run any mechanism
         group = self.group if self.grouped and self.grouped[c] else None
+        segment_bids = None
+        if context is not None and self.segment_span is not None:
+            segment_bids = (context[0], np.int64(self.segment_span[0]), self.segment_multiplier)
         return KernelMarket(self.channel_ranges[c], self.bid_state, self.channel_caps[c], self.channel_outcomes[c],
                             self.value_tables, self.marked, self.reserve, self.participation, group,
-                            self.pipeline, context)
+                            self.pipeline, context, segment_bids=segment_bids)
+
+    def by_agent(self) -> Optional[tuple]:
+        """``engine.context.segment_totals``'s per-agent outcomes by segment, None when no strategy wants them."""
+        if self.segment_span is None:
+            return None
+        return np.int64(self.segment_span[0]), self.segment_outcomes
 
     def set_context(self, scenario: Scenario) -> None:
         """Rebuild the segment tables after an event changed traffic, targeting or segment values."""
@@ -168,12 +195,25 @@ class MarketState:
             channel_caps=None if any(cap is None for cap in self.channel_caps)
             else tuple(cap[part] for cap in self.channel_caps),
             group=None if self.group is None else self.group[part],
+            segment_multiplier=self._segment_rows(self.segment_multiplier, p),
+            segment_names=() if self.contexts is None else self.contexts[0].names,
+            segment_shares=self.segment_shares[p] if self.segment_shares else (),
         )
+
+    def _segment_rows(self, array: Optional[np.ndarray], p: int) -> Optional[np.ndarray]:
+        """Population ``p``'s rows of a per-segment array (``segment_multiplier``, ``segment_outcomes``),
+        None unless its strategy bids per segment."""
+        if array is None or p not in self.segment_users:
+            return None
+        part = self.population_slice(p)
+        return array[part.start - self.segment_span[0]:part.stop - self.segment_span[0]]
 
     def feedback(self, p: int, round_index: int, counterfactual: Optional[np.ndarray] = None,
                  participations: Optional[np.ndarray] = None) -> RoundFeedback:
         part = self.population_slice(p)
         outcomes = self.channel_outcomes[:, part]
+        by_segment = self._segment_rows(self.segment_outcomes, p)  # [n, S, 3]
+        segment = (None,) * 3 if by_segment is None else tuple(_read_only(by_segment[:, :, k].T) for k in range(3))
         return RoundFeedback(
             round=round_index,
             spend=_read_only(self.spend[part]),
@@ -186,11 +226,16 @@ class MarketState:
             channel_value=_read_only(outcomes[:, :, VALUE]),
             counterfactual=None if counterfactual is None else _read_only(counterfactual),
             participations=None if participations is None else _read_only(participations),
+            segment_spend=segment[0],
+            segment_wins=segment[1],
+            segment_value=segment[2],
         )
 
     def begin_round(self) -> None:
         """Zero the round's outcomes and fold multipliers and value scales into bid factors."""
         self.channel_outcomes.fill(0.0)
+        if self.segment_outcomes is not None:
+            self.segment_outcomes.fill(0.0)
         np.multiply(self.multiplier, self.value_scale, out=self.bid_state[:, BID_FACTOR])
 
     def set_values(self, populations: list[Population]) -> None:
@@ -201,6 +246,14 @@ def context_of(scenario: Scenario) -> tuple:
     """What the segment tables are built from: equal for two settings means the same tables."""
     traffic = None if scenario.traffic is None else scenario.traffic.model_dump()
     return traffic, [(p.targets, p.segment_value) for p in scenario.populations]
+
+
+def _segment_users(scenario: Scenario, kinds: list) -> frozenset[int]:
+    """The populations whose strategy bids per segment (``Strategy.uses_segments``), with ``[traffic]``."""
+    if scenario.traffic is None:
+        return frozenset()
+    return frozenset(p for p, (population, kind) in enumerate(zip(scenario.populations, kinds))
+                     if kind.uses_segments(scenario.strategy_params(population)))
 
 
 def value_tables(populations: list[Population]) -> np.ndarray:

@@ -54,6 +54,7 @@ class KernelMarket:
     context: Optional[tuple] = None  # the round's impressions with segments (``engine.context``), None: none
     ctr_context: Optional[tuple] = None  # (segment_of, CTR factor[S, P]) with segment CTRs (``engine.clicks``)
     ctr_noise: Optional[np.ndarray] = None  # quantile table of the CTR prediction's noise factor, None: exact
+    segment_bids: Optional[tuple] = None  # per-segment bid multipliers (``engine.context.bid_value``), None: none
     _max_quality: Optional[float] = field(default=None, repr=False, compare=False)
 
     def max_quality(self) -> float:
@@ -203,12 +204,12 @@ class SingleItemAuction(Mechanism):
 
             def clear_chunk(lo, count, who, population, values):
                 kernel.clear_drawn(rule, key_of_round, first, lo, count, bidders, who, values, kernel.LOOKAHEAD,
-                                   market.bid_state, *columns, *options, market.group)
+                                   market.bid_state, *columns, *options, market.group, market.segment_bids)
             market.pipeline.run(n, bidders, market.draw(key_of_round, first, bidders), clear_chunk)
         else:
             kernel.clear_sampled(self.rule(settings), key_of_round, first, n, bidders, market.ranges,
                                  market.bid_state, market.value_tables, market.marked, *columns, *options,
-                                 market.group, market.context)
+                                 market.group, market.context, market.segment_bids)
 
     def accumulate(self, out, n, market, totals) -> None:
         sold_before, revenue_before = totals.sold, totals.revenue
@@ -260,12 +261,13 @@ class PositionAuction(Mechanism):
             def clear_chunk(lo, count, who, population, values):
                 positions.clear_positions_drawn(rule, ctrs, key_of_round, first, lo, count, bidders, who, population,
                                                 values, kernel.LOOKAHEAD, market.bid_state, *columns, *options,
-                                                *ctr_options)
+                                                *ctr_options, market.segment_bids)
             market.pipeline.run(n, bidders, market.draw(key_of_round, first, bidders), clear_chunk)
         else:
             positions.clear_positions_sampled(self.rule(settings), ctrs, key_of_round, first, n, bidders,
                                               market.ranges, market.bid_state, market.value_tables,
-                                              market.marked, *columns, *options, market.context, *ctr_options)
+                                              market.marked, *columns, *options, market.context, *ctr_options,
+                                              market.segment_bids)
 
     def _capped_workspace(self, ctrs: np.ndarray, market: KernelMarket, bidders: int | str) -> Optional[tuple]:
         """Scratch for the capped-probability paths, or None (compiled out) when no agent can be capped.

@@ -22,6 +22,7 @@ EXPECTED = {  # a line of each script's findings
     "narrowing_targeting.py": "Narrowing to news: the brand's own welfare",
     "traffic_curve_pacing.py": "gives the pacers the most utility",
     "ctr_prediction_noise.py": "with perfect click prediction truthful VCG is efficient",
+    "segment_learners.py": "segment_pacing steers its budget to the split",
     "target_cpa_conversions.py": "target_cpa converts",
 }
 

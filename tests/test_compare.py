@@ -112,6 +112,8 @@ def test_html_report_is_self_contained(arms, tmp_path):
     text = path.read_text()
     assert "<svg" in text and "<script" not in text
     assert "mechanism.reserve" in text and "revenue" in text
+    assert result.segments is None and result.segments_by_round is None  # no [traffic]: no segment section
+    assert "By segment" not in text
 
 
 def test_scenario_changes_lists_nested_differences():
@@ -131,6 +133,7 @@ def test_compare_command(arms, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "revenue" in result.stdout and "40 paired seed(s)" in result.stdout
     assert (tmp_path / "r.html").is_file() and (tmp_path / "r.csv").is_file()
+    assert "by segment" not in result.stdout and not (tmp_path / "r-segments.csv").exists()
     bad = cli("compare", arms / "baseline", tmp_path / "missing")
     assert bad.returncode == 2 and "does not exist" in bad.stderr
 
@@ -285,3 +288,114 @@ def test_run_pair_says_whether_the_treatment_holds(tmp_path):
     assert "the treatment holds for the whole run (no event sets a treated key)" in " ".join(held.stdout.split())
     kept = small_pair(tmp_path / "b", "mechanism.reserve=0.5", "--no-hold")
     assert "--no-hold: the scenario's events fire in both arms as written" in " ".join(kept.stdout.split())
+
+
+# ---- by segment ----
+
+# Three truthful bidders of 60 with values c x U[0, 1] in second price: revenue per auction is
+# E[c] (n - 1) / (n + 1) = E[c] / 2 (docs/context.md). The treatment moves the news segment's common
+# value from U[0.5, 1.5] to U[1, 2]: E[c] 1 -> 1.5, so news revenue x 1.5; sports is untouched.
+SEGMENT_SCENARIO = """\
+[run]
+name = "segments"
+rounds = 10
+auctions_per_round = 2000
+record_agents = "none"
+auction_sample_rate = 0.0
+
+[mechanism]
+type = "second_price"
+
+[market]
+bidders_per_auction = 3
+
+[traffic]
+segments = [{ name = "news", share = 0.5, common_value = { dist = "uniform", low = 0.5, high = 1.5 } },
+            { name = "sports", share = 0.5 }]
+
+[[populations]]
+name = "all"
+size = 60
+strategy = "truthful"
+values = { dist = "uniform", low = 0.0, high = 1.0 }
+"""
+NEWS_TREATED = {"dist": "uniform", "low": 1.0, "high": 2.0}
+NEWS_RATIO = 1.5 / 1.0  # E[c'] / E[c]
+
+
+@pytest.fixture(scope="module")
+def segment_arms(tmp_path_factory):
+    root = tmp_path_factory.mktemp("segment-arms")
+    (root / "segments.toml").write_text(SEGMENT_SCENARIO)
+    scenario = Scenario.from_toml(root / "segments.toml")
+    treated = scenario.with_updates({"traffic.segments.news.common_value": NEWS_TREATED})
+    for seed in range(1, 6):
+        bidscape.run(scenario, out=root / "baseline" / f"seed-{seed}", seed=seed)
+        bidscape.run(treated, out=root / "treatment" / f"seed-{seed}", seed=seed)
+    return root
+
+
+def effect(result, segment: str, metric: str) -> dict:
+    return result.segments.filter((result.segments["segment"] == segment)
+                                  & (result.segments["metric"] == metric)).row(0, named=True)
+
+
+def test_effects_by_segment_recover_the_common_value_ratio(segment_arms):
+    result = compare(segment_arms / "baseline", segment_arms / "treatment")
+    assert result.segments["segment"].unique(maintain_order=True).to_list() == ["news", "sports"]
+    news = effect(result, "news", "revenue")
+    assert news["method"] == "paired seeds (n=5, t interval)"
+    # the 95% interval is the tolerance (its half-width is about 0.2%: the test has power)
+    assert news["relative_ci_low"] <= NEWS_RATIO - 1 <= news["relative_ci_high"]
+    assert news["relative_ci_high"] - news["relative_ci_low"] < 0.01
+    per_auction = effect(result, "news", "revenue_per_auction")  # E[c] / 2; se about 0.0012 over 5 x 10,000
+    assert per_auction["baseline"] == pytest.approx(0.5, abs=0.005)
+    assert per_auction["treatment"] == pytest.approx(0.75, abs=0.0075)
+    # sports sees the same auctions in both arms (common random numbers): no change, up to rounding
+    sports = effect(result, "sports", "revenue")
+    rounding = 1e-9 * sports["baseline"]
+    assert sports["ci_low"] - rounding <= 0 <= sports["ci_high"] + rounding
+    assert abs(sports["difference"]) <= rounding
+    assert effect(result, "news", "efficiency")["difference"] == pytest.approx(0, abs=1e-12)  # truthful: 1 and 1
+    assert effect(result, "news", "clicks")["method"] == "not recorded"  # single item: no clicks
+    assert result.segments_by_round.height == 2 * 2 * 10  # arms x segments x rounds
+    # the market table is today's: whole-market revenue moves by half the news effect
+    revenue = result.table.filter(result.table["metric"] == "revenue").row(0, named=True)
+    assert revenue["difference"] == pytest.approx(news["difference"], rel=1e-9)
+
+
+def test_one_seed_gets_batch_means_by_segment(segment_arms):
+    result = compare(segment_arms / "baseline" / "seed-1", segment_arms / "treatment" / "seed-1")
+    news = effect(result, "news", "revenue")
+    assert news["method"] == "batch means over rounds (5 batches)"
+    assert news["relative_ci_low"] <= NEWS_RATIO - 1 <= news["relative_ci_high"]
+
+
+def test_metrics_by_segment_follow_the_metrics_asked_for(segment_arms, arms):
+    result = compare(segment_arms / "baseline", segment_arms / "treatment", ["revenue", "clicks"])
+    assert result.table["metric"].to_list() == ["revenue"]
+    assert result.segments["metric"].to_list() == ["revenue", "clicks"] * 2
+    with pytest.raises(InputError, match="clicks are by segment"):
+        compare(arms / "baseline", arms / "treatment", ["revenue", "clicks"])
+
+
+def test_compare_command_prints_and_writes_the_effects_by_segment(segment_arms, tmp_path):
+    result = cli("compare", segment_arms / "baseline", segment_arms / "treatment", "--report", tmp_path / "r.html",
+                 "--csv", tmp_path / "r.csv")
+    assert result.returncode == 0, result.stderr
+    assert "by segment" in result.stdout and "news" in result.stdout and "sports" in result.stdout
+    assert "r-segments.csv" in result.stdout
+    rows = (tmp_path / "r-segments.csv").read_text().splitlines()
+    assert rows[0].startswith("segment,metric,") and len(rows) == 1 + 2 * 7
+    report = (tmp_path / "r.html").read_text()
+    assert "<h2>By segment</h2>" in report and "<td>news</td>" in report and report.count("<svg") == 4
+
+
+def test_run_pair_treats_one_segment_by_name(segment_arms, tmp_path):
+    result = cli("run-pair", segment_arms / "segments.toml",
+                 "--treatment", "traffic.segments.news.common_value.high=2.5", "--set", "run.rounds=4",
+                 "--set", "run.auctions_per_round=1000", "--seeds", "2", "--workers", "1", "--out", tmp_path / "pair",
+                 "-q")
+    assert result.returncode == 0, result.stderr
+    assert "by segment" in result.stdout
+    assert "<h2>By segment</h2>" in (tmp_path / "pair" / "report.html").read_text()

@@ -22,20 +22,23 @@ Two intervals for every headline metric (``bidscape.analysis.HEADLINE``):
 
 The ``method`` column says which interval ``ci_low``/``ci_high`` holds: over seeds
 when there are two or more, else over rounds.
+
+**By segment.** When both arms have segments (scenarios with ``[traffic]``), ``segments``
+holds the same effects for each segment (``bidscape.analysis.segment_compare``); otherwise it
+is ``None`` and nothing else changes.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-import numpy as np
 import polars as pl
-from scipy import stats
 
 from bidscape.analysis.events import Overlap, equal_rounds, identical
+from bidscape.analysis.intervals import effect_row
 from bidscape.analysis.metrics import HEADLINE, headline, market, populations, with_ratios
+from bidscape.analysis.segment_compare import SEGMENT_EFFECTS, has_segments, segment_effects
 from bidscape.analysis.sources import RunRef, Source, runs_of
 from bidscape.errors import InputError, Problem
 from bidscape.outputs.summary import MARKET_RATIOS, POPULATION_RATIOS
@@ -52,7 +55,8 @@ _CUMULATIVE = ("liquid_welfare", "regret")
 
 @dataclass
 class Comparison:
-    """The result of ``compare``: ``table`` (one row per metric), ``per_seed`` and ``by_round``."""
+    """The result of ``compare``: ``table`` (one row per metric), ``per_seed`` and ``by_round``; with segments,
+    ``segments`` (one row per segment and metric) and ``segments_by_round``."""
 
     baseline: str
     treatment: str
@@ -66,6 +70,8 @@ class Comparison:
     # keys the arms differ on in some round but share in others (events), and whether they never differ
     overlaps: list[Overlap] = field(default_factory=list)
     identical_arms: bool = False
+    segments: Optional[pl.DataFrame] = None
+    segments_by_round: Optional[pl.DataFrame] = None
 
     @property
     def warnings(self) -> list[str]:
@@ -86,11 +92,16 @@ class Comparison:
 def compare(baseline: Source, treatment: Source, metrics: Optional[Sequence[str]] = None, level: float = 0.95,
             batches: int = 10) -> Comparison:
     """Compare two arms (runs or groups of runs), paired by seed; see the module docstring."""
-    metrics = list(metrics or HEADLINE)
-    unknown = [m for m in metrics if m not in HEADLINE]
+    chosen = list(metrics or HEADLINE)
+    known = HEADLINE + tuple(m for m in SEGMENT_EFFECTS if m not in HEADLINE)
+    unknown = [m for m in chosen if m not in known]
     if unknown:
         raise InputError(Problem("--metrics", f"unknown metric(s) {', '.join(unknown)}",
-                                 f"use any of {', '.join(HEADLINE)}"))
+                                 f"use any of {', '.join(known)} (the last {len(known) - len(HEADLINE)} "
+                                 "by segment only)"))
+    by_segment = [m for m in chosen if m in SEGMENT_EFFECTS] if metrics else list(SEGMENT_EFFECTS)
+    segment_only = [m for m in chosen if m not in HEADLINE]
+    metrics = [m for m in chosen if m in HEADLINE]
     if not 0 < level < 1:
         raise InputError(Problem("--level", f"confidence level {level} is not in (0, 1)", "e.g. 0.95"))
     base_refs, treat_refs = runs_of(baseline), runs_of(treatment)
@@ -105,6 +116,10 @@ def compare(baseline: Source, treatment: Source, metrics: Optional[Sequence[str]
                                  "point to two different runs or groups"))
     base = [base_by_seed[s] for s in seeds]
     treat = [treat_by_seed[s] for s in seeds]
+    if segment_only and not (has_segments(base) and has_segments(treat)):
+        raise InputError(Problem("--metrics", f"{', '.join(segment_only)} are by segment, and the arms have no "
+                                 "segments (segments.arrow: scenarios with [traffic])",
+                                 f"use any of {', '.join(HEADLINE)}"))
     base_head, treat_head = headline(base), headline(treat)
     base_rounds, treat_rounds = _mean_over_seeds(_round_frame(base)), _mean_over_seeds(_round_frame(treat))
 
@@ -112,22 +127,27 @@ def compare(baseline: Source, treatment: Source, metrics: Optional[Sequence[str]
     for metric in metrics:
         b = base_head[metric].to_numpy().astype(float)
         t = treat_head[metric].to_numpy().astype(float)
-        rows.append(_metric_row(metric, b, t, base_rounds, treat_rounds, level, batches))
+        rows.append(effect_row(metric, b, t, base_rounds, treat_rounds, level, batches, _ROUND_RATIOS, _CUMULATIVE))
     table = pl.DataFrame(rows, schema_overrides={"n": pl.Int64}, infer_schema_length=None)
     per_seed = pl.concat([
         pl.DataFrame({"seed": seeds, "metric": [m] * len(seeds),
                       "baseline": base_head[m].cast(pl.Float64), "treatment": treat_head[m].cast(pl.Float64)})
         for m in metrics
-    ]).with_columns((pl.col("treatment") - pl.col("baseline")).alias("difference"))
+    ] or [pl.DataFrame(schema={"seed": pl.Int64, "metric": pl.String, "baseline": pl.Float64,
+                               "treatment": pl.Float64})]
+    ).with_columns((pl.col("treatment") - pl.col("baseline")).alias("difference"))
     by_round = pl.concat([base_rounds.with_columns(pl.lit("baseline").alias("arm")),
                           treat_rounds.with_columns(pl.lit("treatment").alias("arm"))])
     unpaired = {"baseline": sorted(set(base_by_seed) - set(seeds)),
                 "treatment": sorted(set(treat_by_seed) - set(seeds))}
     base_scenario, treat_scenario = base[0].run.manifest["scenario"], treat[0].run.manifest["scenario"]
+    by_segments = segment_effects(base, treat, by_segment, level, batches)
+    segments, segments_by_round = (by_segments.table, by_segments.by_round) if by_segments else (None, None)
     return Comparison(_name(base_refs), _name(treat_refs), seeds, level, table, per_seed,
                       by_round.select("arm", *[c for c in by_round.columns if c != "arm"]),
                       {k: v for k, v in unpaired.items() if v}, scenario_changes(base_scenario, treat_scenario),
-                      equal_rounds(base_scenario, treat_scenario), identical(base_scenario, treat_scenario))
+                      equal_rounds(base_scenario, treat_scenario), identical(base_scenario, treat_scenario),
+                      segments, segments_by_round)
 
 
 def _by_seed(refs: list[RunRef], arm: str) -> dict[int, RunRef]:
@@ -164,103 +184,6 @@ def _mean_over_seeds(rounds: pl.DataFrame) -> pl.DataFrame:
     numeric = [c for c in rounds.columns if c not in ("seed", "round")]
     frame = rounds.group_by("round").agg(*[pl.col(c).mean() for c in numeric]).sort("round")
     return with_ratios(frame.lazy(), _ROUND_RATIOS).collect()
-
-
-def _metric_row(metric: str, b: np.ndarray, t: np.ndarray, base_rounds: pl.DataFrame, treat_rounds: pl.DataFrame,
-                level: float, batches: int) -> dict:
-    ok = np.isfinite(b) & np.isfinite(t)
-    b, t = b[ok], t[ok]
-    n = int(b.size)
-    row = {"metric": metric, "baseline": _mean(b), "treatment": _mean(t), "difference": None,
-           "ci_low": None, "ci_high": None, "relative": None, "relative_ci_low": None, "relative_ci_high": None,
-           "p_value": None, "rounds_ci_low": None, "rounds_ci_high": None, "batches": None, "method": "", "n": n}
-    if n == 0:
-        row["method"] = "not recorded"
-        return row
-    d = t - b
-    row["difference"] = float(d.mean())
-    if row["baseline"]:
-        row["relative"] = row["treatment"] / row["baseline"] - 1.0
-    rounds_ci = _batch_means_interval(metric, base_rounds, treat_rounds, level, batches)
-    if rounds_ci is not None:
-        row["rounds_ci_low"], row["rounds_ci_high"], row["batches"] = rounds_ci
-    if n >= 2:
-        half = _t(level, n - 1) * d.std(ddof=1) / math.sqrt(n)
-        row["ci_low"], row["ci_high"] = row["difference"] - half, row["difference"] + half
-        row["p_value"] = _p_value(d)
-        row["method"] = f"paired seeds (n={n}, t interval)"
-        rel = _relative_interval(b, t, level)
-        if rel is not None:
-            row["relative_ci_low"], row["relative_ci_high"] = rel
-    elif rounds_ci is not None:
-        row["ci_low"], row["ci_high"] = row["rounds_ci_low"], row["rounds_ci_high"]
-        row["method"] = f"batch means over rounds ({rounds_ci[2]} batches)"
-        if row["baseline"]:
-            row["relative_ci_low"] = row["ci_low"] / row["baseline"]
-            row["relative_ci_high"] = row["ci_high"] / row["baseline"]
-    else:
-        row["method"] = "one seed: no interval" if metric in _CUMULATIVE else "too few rounds for an interval"
-    return row
-
-
-def _mean(x: np.ndarray) -> Optional[float]:
-    return float(x.mean()) if x.size else None
-
-
-def _t(level: float, df: int) -> float:
-    return float(stats.t.ppf(0.5 + level / 2, df))
-
-
-def _p_value(d: np.ndarray) -> Optional[float]:
-    sd = d.std(ddof=1)
-    if sd == 0:
-        return 0.0 if d.mean() != 0 else 1.0
-    statistic = d.mean() / (sd / math.sqrt(d.size))
-    return float(2 * stats.t.sf(abs(statistic), d.size - 1))
-
-
-def _relative_interval(b: np.ndarray, t: np.ndarray, level: float) -> Optional[tuple[float, float]]:
-    """Delta-method interval for mean(t) / mean(b) - 1 with paired (correlated) arms."""
-    n = b.size
-    mb, mt = b.mean(), t.mean()
-    if mb == 0:
-        return None
-    ratio = mt / mb
-    cov = np.cov(np.vstack([t, b]), ddof=1)
-    variance = (cov[0, 0] - 2 * ratio * cov[0, 1] + ratio ** 2 * cov[1, 1]) / (n * mb ** 2)
-    half = _t(level, n - 1) * math.sqrt(max(variance, 0.0))
-    return ratio - 1 - half, ratio - 1 + half
-
-
-def _batch_means_interval(metric: str, b: pl.DataFrame, t: pl.DataFrame, level: float,
-                          batches: int) -> Optional[tuple[float, float, int]]:
-    """Interval for the whole-run difference from batch means of the seed-averaged round series ``b``, ``t``."""
-    if metric in _CUMULATIVE:
-        return None
-    rounds = min(b.height, t.height)
-    k = min(batches, rounds // 2)  # at least two rounds per batch, at least two batches
-    if k < 2:
-        return None
-    edges = np.linspace(0, rounds, k + 1).round().astype(int)
-    if metric in _ROUND_RATIOS:
-        a, c = _ROUND_RATIOS[metric]
-        diffs = []
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            tb = t[a][lo:hi].sum() / t[c][lo:hi].sum() if t[c][lo:hi].sum() else np.nan
-            bb = b[a][lo:hi].sum() / b[c][lo:hi].sum() if b[c][lo:hi].sum() else np.nan
-            diffs.append(tb - bb)
-        diffs = np.array(diffs, float)
-        scale = 1.0
-    else:
-        d = (t[metric][:rounds] - b[metric][:rounds]).to_numpy().astype(float)
-        diffs = np.array([d[lo:hi].mean() for lo, hi in zip(edges[:-1], edges[1:])])
-        scale = float(rounds)  # per-round mean -> whole-run total
-    diffs = diffs[np.isfinite(diffs)]
-    if diffs.size < 2:
-        return None
-    centre = diffs.mean() * scale
-    half = _t(level, diffs.size - 1) * diffs.std(ddof=1) / math.sqrt(diffs.size) * scale
-    return float(centre - half), float(centre + half), int(diffs.size)
 
 
 def scenario_changes(base: dict, treat: dict, prefix: str = "") -> list[tuple[str, object, object]]:

@@ -10,7 +10,7 @@ import html
 import io
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from bidscape import __version__
 
@@ -25,6 +25,7 @@ table { border-collapse: collapse; margin: 1rem 0; font-size: 0.92rem; display: 
 svg, img { max-width: 100%; height: auto; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.7rem; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
+.by-segment th:nth-child(2), .by-segment td:nth-child(2) { text-align: left; }
 .up { color: #1a7f37; } .down { color: #cf222e; } .flat { color: #666; }
 .note { color: #555; font-size: 0.9rem; }
 figure { margin: 1rem 0; }
@@ -55,9 +56,13 @@ def write_report(comparison: "Comparison", path) -> Path:
         parts.append("</table>")
     if c.unpaired:
         parts.append(f"<p class='note'>Left out, no partner seed: {html.escape(str(c.unpaired))}</p>")
-    parts.append("<h2>Effects</h2>" + _effects_table(c))
+    parts.append("<h2>Effects</h2>" + _effects_table(c.table, c.level))
     parts.append("<figure>" + _forest_svg(c) + "<figcaption class='note'>Relative change with its interval "
                  "(over seeds when there are two or more, else over rounds).</figcaption></figure>")
+    if c.segments is not None:
+        parts.append("<h2>By segment</h2>" + _effects_table(c.segments, c.level, first="segment"))
+        parts.append("<figure>" + _segments_svg(c) + "<figcaption class='note'>Revenue per round of each segment "
+                     "(dashed: baseline), mean over seeds.</figcaption></figure>")
     parts.append("<h2>Round by round</h2><figure>" + _rounds_svg(c) + "<figcaption class='note'>Mean over seeds "
                  "of each round.</figcaption></figure>")
     if len(c.seeds) >= 2:
@@ -90,13 +95,17 @@ def fmt(x, relative: bool = False) -> str:
     return f"{x:,.4g}" if abs(x) < 1e4 else f"{x:,.0f}"
 
 
-def _effects_table(c: "Comparison") -> str:
-    rows = ["<table><tr><th>metric</th><th>baseline</th><th>treatment</th><th>difference</th>"
-            f"<th>{c.level:.0%} interval</th><th>relative</th><th>relative interval</th><th>p</th>"
+def _effects_table(table, level: float, first: Optional[str] = None) -> str:
+    """One row per effect (``Comparison.table``, or ``segments`` with ``first="segment"``)."""
+    head = f"<table class='by-segment'><tr><th>{first}</th>" if first else "<table><tr>"
+    rows = [f"{head}<th>metric</th><th>baseline</th><th>treatment</th><th>difference</th>"
+            f"<th>{level:.0%} interval</th><th>relative</th><th>relative interval</th><th>p</th>"
             "<th>interval over</th></tr>"]
-    for r in c.table.iter_rows(named=True):
+    for r in table.iter_rows(named=True):
+        lead = f"<td>{html.escape(str(r[first]))}</td>" if first else ""
         if r["difference"] is None:
-            rows.append(f"<tr><td>{r['metric']}</td><td colspan='8' class='flat'>{html.escape(r['method'])}</td></tr>")
+            rows.append(f"<tr>{lead}<td>{r['metric']}</td><td colspan='8' class='flat'>"
+                        f"{html.escape(r['method'])}</td></tr>")
             continue
         low, high = r["ci_low"], r["ci_high"]
         css = "flat" if low is None or (low <= 0 <= high) else ("up" if low > 0 else "down")
@@ -104,7 +113,7 @@ def _effects_table(c: "Comparison") -> str:
         rel_interval = "-" if r["relative_ci_low"] is None else \
             f"[{fmt(r['relative_ci_low'], True)}, {fmt(r['relative_ci_high'], True)}]"
         p = "-" if r["p_value"] is None else f"{r['p_value']:.3g}"
-        rows.append(f"<tr><td>{r['metric']}</td><td>{fmt(r['baseline'])}</td><td>{fmt(r['treatment'])}</td>"
+        rows.append(f"<tr>{lead}<td>{r['metric']}</td><td>{fmt(r['baseline'])}</td><td>{fmt(r['treatment'])}</td>"
                     f"<td class='{css}'>{fmt(r['difference'])}</td><td>{interval}</td>"
                     f"<td class='{css}'>{fmt(r['relative'], True)}</td><td>{rel_interval}</td><td>{p}</td>"
                     f"<td class='flat'>{html.escape(r['method'])}</td></tr>")
@@ -156,6 +165,23 @@ def _rounds_svg(c: "Comparison") -> str:
         axis.set_xlabel("round")
     axes[0].legend(fontsize=8)
     figure.tight_layout()
+    return _svg(figure)
+
+
+def _segments_svg(c: "Comparison") -> str:
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 3))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    segments = c.segments["segment"].unique(maintain_order=True).to_list()
+    for i, segment in enumerate(segments):
+        for arm, style in (("baseline", "--"), ("treatment", "-")):
+            part = c.segments_by_round.filter((c.segments_by_round["arm"] == arm)
+                                              & (c.segments_by_round["segment"] == segment))
+            axis.plot(part["round"].to_list(), part["revenue"].to_list(), style, color=colours[i % len(colours)],
+                      label=f"{segment} ({arm})")
+    axis.set_xlabel("round")
+    axis.set_ylabel("revenue")
+    axis.legend(fontsize=8, ncol=2)
     return _svg(figure)
 
 

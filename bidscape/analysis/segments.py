@@ -11,11 +11,12 @@ sums them over the run (or keeps the rounds) and adds the ratios, with the same 
 - ``revenue_per_auction``: revenue over auctions; ``mean_price``: revenue over filled slots.
 - ``efficiency``: welfare over max welfare (each auction to the participant valuing it most).
 
-Per channel and segment over the run, then per round too:
+Per channel and segment over the run, then per round too, then per segment over all channels:
 
 >>> from bidscape import analysis
->>> analysis.segment_metrics("runs/segments")                 # doctest: +SKIP
->>> analysis.segment_metrics("runs/segments", by_round=True)  # doctest: +SKIP
+>>> analysis.segment_metrics("runs/segments")                    # doctest: +SKIP
+>>> analysis.segment_metrics("runs/segments", by_round=True)     # doctest: +SKIP
+>>> analysis.segment_metrics("runs/segments", by_channel=False)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -47,16 +48,21 @@ def _segments(ref: RunRef) -> pl.LazyFrame:
     return pl.scan_ipc(path)
 
 
-def segment_metrics(source: Source, by_round: bool = False) -> pl.DataFrame:
+def summed(column: str) -> pl.Expr:
+    """The sum of ``column``, null when every value is (clicks of single-item auctions: not recorded, not 0)."""
+    return pl.when(pl.col(column).is_not_null().any()).then(pl.col(column).sum()).otherwise(None).alias(column)
+
+
+def segment_metrics(source: Source, by_round: bool = False, by_channel: bool = True) -> pl.DataFrame:
     """Auctions, share of auctions, sold, sell-through (``sold_share``), revenue, revenue per auction,
     mean price, welfare, max welfare and efficiency per channel and segment, summed over the run
-    (``by_round=True``: per round, channel and segment).
+    (``by_round=True``: per round, channel and segment; ``by_channel=False``: the channels summed).
 
     ``source`` is anything ``bidscape.analysis.market`` takes (a run, a group, a sweep); the
     frame starts with ``group`` and ``seed``. A run without ``segments.arrow`` (no ``[traffic]``)
     is an ``InputError``. The segments' sums add up to the market's (``analysis.market``).
     """
-    keys = ["round", "channel", "segment"] if by_round else ["channel", "segment"]
+    keys = (["round"] if by_round else []) + (["channel"] if by_channel else []) + ["segment"]
 
     def build(ref: RunRef) -> pl.LazyFrame:
         rows = _segments(ref).with_columns(pl.col("channel").cast(pl.String))
@@ -64,14 +70,11 @@ def segment_metrics(source: Source, by_round: bool = False) -> pl.DataFrame:
             "round", pl.col("channel").cast(pl.String), pl.col("slot_impressions").list.len().alias("_slots"))
         rows = rows.join(slots, on=["round", "channel"], how="left").with_columns(
             (pl.col("auctions") * pl.col("_slots")).alias("slots_offered"))
-        totals = rows.group_by(keys).agg(
-            *[pl.col(c).sum() for c in SEGMENT_SUMS if c != "clicks"],
-            # null for single-item auctions, as in segments.arrow, not a sum of nulls (0)
-            pl.when(pl.col("clicks").is_not_null().any()).then(pl.col("clicks").sum()).otherwise(None)
-            .alias("clicks"))
+        totals = rows.group_by(keys).agg(*[pl.col(c).sum() for c in SEGMENT_SUMS if c != "clicks"], summed("clicks"))
         share_of = [k for k in keys if k != "segment"]
+        all_auctions = pl.col("auctions").sum()
         totals = totals.with_columns(
-            (pl.col("auctions") / pl.col("auctions").sum().over(share_of)).alias("auction_share"))
+            (pl.col("auctions") / (all_auctions.over(share_of) if share_of else all_auctions)).alias("auction_share"))
         return with_ratios(totals, SEGMENT_RATIOS).select(
             *keys, "auctions", "auction_share", "slots_offered", "sold", "sold_share", "clicks", "revenue",
             "revenue_per_auction", "mean_price", "welfare", "max_welfare", "efficiency")

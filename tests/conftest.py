@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny valid scenario file and the real command line in a subprocess."""
+"""Shared fixtures: a tiny valid scenario file, the real command line in a subprocess, the dashboard under AppTest."""
 
 from __future__ import annotations
 
@@ -88,3 +88,16 @@ def fail_in_round(monkeypatch):
         monkeypatch.setattr(Truthful, "decide", decide)
 
     return arrange
+
+
+@pytest.fixture
+def app(root, monkeypatch):
+    """The dashboard (``streamlit.testing.v1.AppTest``, not yet run) on the requesting module's ``root`` fixture."""
+    from streamlit.testing.v1 import AppTest
+
+    from bidscape.dashboards import APP, data
+    from dashboard_testing import TIMEOUT
+
+    monkeypatch.setenv(data.ROOT_ENV, str(root))
+    data.clear_caches()
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT)

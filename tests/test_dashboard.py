@@ -23,8 +23,7 @@ from bidscape.dashboards import APP  # noqa: E402
 from bidscape.dashboards import data  # noqa: E402
 from bidscape.dashboards.cli import dashboard, streamlit_command  # noqa: E402
 from bidscape.errors import InputError  # noqa: E402
-
-TIMEOUT = 60
+from dashboard_testing import TIMEOUT, charts, ok, select  # noqa: E402
 
 # two populations, one paced with budgets; two channels so the channel filter has work
 SCENARIO = """\
@@ -104,28 +103,6 @@ def make_root(root: Path, old: bool = True) -> Path:
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     return make_root(tmp_path_factory.mktemp("dashboard") / "runs")
-
-
-@pytest.fixture
-def app(root, monkeypatch):
-    monkeypatch.setenv(data.ROOT_ENV, str(root))
-    data.clear_caches()
-    return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-
-
-def select(at: AppTest, kind: str, path: Path) -> AppTest:
-    at.sidebar.button_group(key="pick_kind").set_value(kind).run()
-    at.sidebar.selectbox(key=f"pick_{kind}").set_value(str(path.resolve())).run()
-    return at
-
-
-def ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def charts(at: AppTest) -> list:
-    return list(at.get("vega_lite_chart")) + list(at.get("arrow_vega_lite_chart"))
 
 
 # ---- data layer ----

@@ -10,68 +10,20 @@ import pytest
 
 pytest.importorskip("streamlit")
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
 import bidscape  # noqa: E402
 from bidscape import analysis  # noqa: E402
-from bidscape.dashboards import APP, data, segments  # noqa: E402
-
-TIMEOUT = 60
-CURVE = [0.5, 1.0, 1.5]
-
-
-def scenario(traffic: bool = True, channels: bool = False) -> bidscape.Scenario:
-    spec = {
-        "run": {"name": "segments", "seed": 3, "rounds": 3, "auctions_per_round": 2_000, "record_agents": "none",
-                "auction_sample_rate": 0.2},
-        "mechanism": {"type": "second_price", "reserve": 0.05},
-        "market": {"bidders_per_auction": 3},
-        "populations": [
-            {"name": "broad", "size": 40, "strategy": "truthful", "values": {"dist": "uniform", "low": 0, "high": 1}},
-            {"name": "sports", "size": 20, "strategy": "truthful", "targets": ["sports-desktop"],
-             "values": {"dist": "uniform", "low": 0.5, "high": 2}}],
-    }
-    if traffic:
-        spec["traffic"] = {"curve": CURVE, "segments": [{"name": "news-mobile", "share": 0.6},
-                                                        {"name": "sports-desktop", "share": 0.4}]}
-    else:
-        for population in spec["populations"]:
-            population.pop("targets", None)
-    if channels:
-        spec["channels"] = [{"name": "premium", "auctions_per_round": 500}, {"name": "open"}]
-    return bidscape.Scenario.from_dict(spec)
+from bidscape.dashboards import data, segments  # noqa: E402
+from dashboard_testing import charts, ok, segment_scenario, select  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("segments") / "runs"
-    bidscape.run(scenario(channels=True), out=root / "traffic")
+    bidscape.run(segment_scenario(channels=True), out=root / "traffic")
     for seed in (1, 2):
-        bidscape.run(scenario(), out=root / "seeds" / f"seed-{seed}", seed=seed)
-    bidscape.run(scenario(traffic=False), out=root / "plain")
+        bidscape.run(segment_scenario(), out=root / "seeds" / f"seed-{seed}", seed=seed)
+    bidscape.run(segment_scenario(traffic=False), out=root / "plain")
     return root
-
-
-@pytest.fixture
-def app(root, monkeypatch):
-    monkeypatch.setenv(data.ROOT_ENV, str(root))
-    data.clear_caches()
-    return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-
-
-def select(at: AppTest, kind: str, path: Path) -> AppTest:
-    at.sidebar.button_group(key="pick_kind").set_value(kind).run()
-    at.sidebar.selectbox(key=f"pick_{kind}").set_value(str(path.resolve())).run()
-    return at
-
-
-def ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def charts(at: AppTest) -> list:
-    return list(at.get("vega_lite_chart")) + list(at.get("arrow_vega_lite_chart"))
 
 
 # ---- data ----

@@ -11,9 +11,9 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -50,7 +50,6 @@ PAGES = [
 def make_browser_root(root: Path) -> Path:
     """What the browser test looks at: a sweep whose variants are reserve=0.25 and reserve=0.5 (2 seeds
     each), a GSP run paying per click, and a run with an unbudgeted population (``brand``)."""
-    sys.path.insert(0, str(Path(__file__).parent))
     from test_dashboard import SCENARIO
 
     import bidscape
@@ -96,6 +95,28 @@ def wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float =
     pytest.fail(f"streamlit did not become healthy in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
+@contextmanager
+def served(root: Path, tmp_path: Path):
+    """The dashboard on ``root`` served by Streamlit on a free port (log in ``tmp_path``): yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "streamlit.log"
+    env = {**streamlit_env(root), "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
+    with open(log, "w") as output:
+        server = subprocess.Popen(streamlit_command(root, port=port), env=env, stdout=output,
+                                  stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(url, server, log)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
 def idle(driver) -> bool:
     """The script run finished: no running indicator, no spinner."""
     return not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"], [data-testid="stSpinner"]')
@@ -104,67 +125,58 @@ def idle(driver) -> bool:
 def test_every_page_renders_in_chromium(tmp_path):
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
         pytest.skip("needs /usr/bin/chromium and /usr/bin/chromedriver")
-    sys.path.insert(0, str(Path(__file__).parent))
     from test_dashboard import make_root
 
     root = make_root(tmp_path / "runs", old=False)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "streamlit.log"
-    env = {**streamlit_env(root), "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
-    with open(log, "w") as output:
-        server = subprocess.Popen(streamlit_command(root, port=port), env=env, stdout=output,
-                                  stderr=subprocess.STDOUT)
     driver = None
     shots = []
-    try:
-        wait_healthy(url, server, log)
-        options = Options()
-        options.binary_location = str(CHROMIUM)
-        for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                         "--window-size=1400,1000"):
-            options.add_argument(argument)
-        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-        driver.get(url)
-        for path, text, charts in PAGES:
-            if path:  # navigate inside the session, as a person would: the sidebar's link
-                link = WebDriverWait(driver, 20).until(lambda d: next(
-                    (a for a in d.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNavLink"]')
-                     if a.get_attribute("href").rstrip("/").endswith("/" + path)), None))
-                link.click()
-            try:
-                WebDriverWait(driver, 30, poll_frequency=0.25).until(
-                    lambda d: text in d.find_element(By.TAG_NAME, "body").text and idle(d))
-                WebDriverWait(driver, 15, poll_frequency=0.25).until(
-                    lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')) >= charts)
-            except TimeoutException:
-                shot = tmp_path / f"failed-{path or 'overview'}.png"
-                driver.save_screenshot(str(shot))
-                pytest.fail(f"page '/{path}' did not show {text!r} (and {charts} charts); screenshot {shot}")
-            time.sleep(0.5)  # let the charts draw
-            assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'), path
-            errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentError"]')]
-            assert not errors, (path, errors)
-            assert "Traceback" not in driver.find_element(By.TAG_NAME, "body").text
-            shot = tmp_path / f"dashboard-{path or 'overview'}.png"
-            driver.save_screenshot(str(shot))
-            shots.append(shot)
-        shutil.copy(shots[0], tmp_path / "dashboard.png")
-        shots.append(tmp_path / "dashboard.png")
-        target = os.environ.get("BIDSCAPE_SCREENSHOT_DIR")
-        if target:
-            Path(target).mkdir(parents=True, exist_ok=True)
-            for shot in shots:
-                shutil.copy(shot, Path(target) / shot.name)
-    finally:
-        if driver is not None:
-            driver.quit()
-        server.terminate()
+    with served(root, tmp_path) as url:
         try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            driver = chromium()
+            driver.get(url)
+            for path, text, charts in PAGES:
+                if path:  # navigate inside the session, as a person would: the sidebar's link
+                    nav_link(driver, path).click()
+                shots.append(rendered(driver, path, text, charts, tmp_path))
+            shutil.copy(shots[0], tmp_path / "dashboard.png")
+            shots.append(tmp_path / "dashboard.png")
+            target = os.environ.get("BIDSCAPE_SCREENSHOT_DIR")
+            if target:
+                Path(target).mkdir(parents=True, exist_ok=True)
+                for shot in shots:
+                    shutil.copy(shot, Path(target) / shot.name)
+        finally:
+            if driver is not None:
+                driver.quit()
+
+
+def nav_link(driver, path: str):
+    """The sidebar's link to page ``path``, once it is there."""
+    return WebDriverWait(driver, 20).until(lambda d: next(
+        (a for a in d.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNavLink"]')
+         if a.get_attribute("href").rstrip("/").endswith("/" + path)), None))
+
+
+def rendered(driver, path: str, text: str, charts: int, tmp_path: Path) -> Path:
+    """Wait until page ``path`` shows ``text`` and at least ``charts`` charts, check that it shows no exception,
+    error or traceback, and return its screenshot (in ``tmp_path``)."""
+    try:
+        WebDriverWait(driver, 30, poll_frequency=0.25).until(
+            lambda d: text in d.find_element(By.TAG_NAME, "body").text and idle(d))
+        WebDriverWait(driver, 15, poll_frequency=0.25).until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')) >= charts)
+    except TimeoutException:
+        shot = tmp_path / f"failed-{path or 'overview'}.png"
+        driver.save_screenshot(str(shot))
+        pytest.fail(f"page '/{path}' did not show {text!r} (and {charts} charts); screenshot {shot}")
+    time.sleep(0.5)  # let the charts draw
+    assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'), path
+    errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentError"]')]
+    assert not errors, (path, errors)
+    assert "Traceback" not in driver.find_element(By.TAG_NAME, "body").text
+    shot = tmp_path / f"dashboard-{path or 'overview'}.png"
+    driver.save_screenshot(str(shot))
+    return shot
 
 
 def chromium(width: int = 1400, height: int = 1000):
@@ -227,6 +239,12 @@ def show(driver, text: str, path: Optional[str] = None, kind: Optional[str] = No
     time.sleep(1.0)  # let the charts and grids draw
 
 
+def pick_run(driver, name: str) -> None:
+    """Choose the run whose label starts with ``name`` in the sidebar's selectbox."""
+    driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSelectbox"]').click()
+    next(o for o in driver.find_elements(By.CSS_SELECTOR, '[role="option"]') if o.text.startswith(name)).click()
+
+
 def test_what_a_user_sees(tmp_path):
     """Full variant names, "unlimited" budgets, cost per click of a GSP, nothing fetched off the host,
     and the HTML report within a 1300 px window. Screenshots under tmp_path (and $BIDSCAPE_SCREENSHOT_DIR)."""
@@ -238,13 +256,6 @@ def test_what_a_user_sees(tmp_path):
     root = make_browser_root(tmp_path / "runs")
     report = write_report(compare(str(root / "sweep" / "reserve=0.25"), str(root / "sweep" / "reserve=0.5")),
                           tmp_path / "report.html")
-    port = free_port()
-    host = f"127.0.0.1:{port}"
-    log = tmp_path / "streamlit.log"
-    env = {**streamlit_env(root), "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
-    with open(log, "w") as output:
-        server = subprocess.Popen(streamlit_command(root, port=port), env=env, stdout=output,
-                                  stderr=subprocess.STDOUT)
     driver = None
     shots = []
     problems = []  # every check runs (one server start is the expensive part), then all failures are reported
@@ -257,61 +268,91 @@ def test_what_a_user_sees(tmp_path):
         shots.append(tmp_path / f"seen-{name}.png")
         driver.save_screenshot(str(shots[-1]))
 
-    try:
-        wait_healthy(f"http://{host}", server, log)
-        driver = chromium()
-        driver.get(f"http://{host}")
-        show(driver, "Price of anarchy")
-        urls = requested(driver)
-
-        show(driver, "Headline metrics by variant", kind="Sweep")
-        shot("sweep-overview")
-        check(sorted(set(cells(driver, "group"))) == ["reserve=0.25", "reserve=0.5"], "variant names in the table",
-              cells(driver, "group"))
-        show(driver, "Pacing multiplier", path="time-series")
-        shot("sweep-time-series")
-        labels = [t for t in chart_texts(driver) if t.startswith("reserve=")]
-        check("reserve=0.25" in labels and "reserve=0.25 · brand" in labels
-              and not [t for t in labels if "…" in t or t in ("reserve=0.2", "reserve=0.3")], "whole legend labels",
-              labels)
-        urls |= requested(driver)
-
-        show(driver, "By channel and population", path="populations", kind="Run")
-        driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSelectbox"]').click()
-        next(o for o in driver.find_elements(By.CSS_SELECTOR, '[role="option"]') if o.text.startswith("single")).click()
-        show(driver, "By channel and population")
-        shot("populations")
-        budgets = cells(driver, "Budget")
-        check("unlimited" in budgets and "" not in budgets and "None" not in budgets, "unlimited budgets", budgets)
-        urls |= requested(driver)
-
-        driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSelectbox"]').click()
-        next(o for o in driver.find_elements(By.CSS_SELECTOR, '[role="option"]') if o.text.startswith("gsp")).click()
-        show(driver, "Sample of", path="distributions")
-        shot("gsp-distributions")
-        check("cost per click of clicked slots" in driver.find_element(By.TAG_NAME, "body").text,
-              "GSP prices per click", "")
-        urls |= requested(driver)
-        check(not leaving(urls, host), "nothing fetched off the host", leaving(urls, host))
-
-        driver.set_window_size(1300, 900)
-        driver.get(report.as_uri())
-        width = driver.execute_script("return window.innerWidth")
-        scroll = driver.execute_script("return document.documentElement.scrollWidth")
-        shot("report-1300")
-        check(scroll <= width, "report within 1300 px", f"{scroll} px wide in a {width} px window")
-        assert not problems, problems
-    finally:
-        target = os.environ.get("BIDSCAPE_SCREENSHOT_DIR")
-        if target:
-            Path(target).mkdir(parents=True, exist_ok=True)
-            for path in shots:
-                shutil.copy(path, Path(target) / path.name)
-        if driver is not None:
-            driver.quit()
-        server.terminate()
+    with served(root, tmp_path) as url:
+        host = url.removeprefix("http://")
         try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            driver = chromium()
+            driver.get(url)
+            show(driver, "Price of anarchy")
+            urls = requested(driver)
+
+            show(driver, "Headline metrics by variant", kind="Sweep")
+            shot("sweep-overview")
+            check(sorted(set(cells(driver, "group"))) == ["reserve=0.25", "reserve=0.5"],
+                  "variant names in the table", cells(driver, "group"))
+            show(driver, "Pacing multiplier", path="time-series")
+            shot("sweep-time-series")
+            labels = [t for t in chart_texts(driver) if t.startswith("reserve=")]
+            check("reserve=0.25" in labels and "reserve=0.25 · brand" in labels
+                  and not [t for t in labels if "…" in t or t in ("reserve=0.2", "reserve=0.3")],
+                  "whole legend labels", labels)
+            urls |= requested(driver)
+
+            show(driver, "By channel and population", path="populations", kind="Run")
+            pick_run(driver, "single")
+            show(driver, "By channel and population")
+            shot("populations")
+            budgets = cells(driver, "Budget")
+            check("unlimited" in budgets and "" not in budgets and "None" not in budgets, "unlimited budgets",
+                  budgets)
+            urls |= requested(driver)
+
+            pick_run(driver, "gsp")
+            show(driver, "Sample of", path="distributions")
+            shot("gsp-distributions")
+            check("cost per click of clicked slots" in driver.find_element(By.TAG_NAME, "body").text,
+                  "GSP prices per click", "")
+            urls |= requested(driver)
+            check(not leaving(urls, host), "nothing fetched off the host", leaving(urls, host))
+
+            driver.set_window_size(1300, 900)
+            driver.get(report.as_uri())
+            width = driver.execute_script("return window.innerWidth")
+            scroll = driver.execute_script("return document.documentElement.scrollWidth")
+            shot("report-1300")
+            check(scroll <= width, "report within 1300 px", f"{scroll} px wide in a {width} px window")
+            assert not problems, problems
+        finally:
+            target = os.environ.get("BIDSCAPE_SCREENSHOT_DIR")
+            if target:
+                Path(target).mkdir(parents=True, exist_ok=True)
+                for path in shots:
+                    shutil.copy(path, Path(target) / path.name)
+            if driver is not None:
+                driver.quit()
+
+
+def test_segments_page_renders_in_chromium(tmp_path):
+    """The Segments page of a run with traffic: the traffic and revenue charts, the table by segment and the
+    winning prices chart, with no Streamlit exception."""
+    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
+        pytest.skip("needs /usr/bin/chromium and /usr/bin/chromedriver")
+    import bidscape
+    from bidscape.dashboards.ui import METRICS
+    from dashboard_testing import segment_scenario
+
+    root = tmp_path / "runs"
+    bidscape.run(segment_scenario(channels=True), out=root / "traffic")  # the only run: selected at start
+    driver = None
+    with served(root, tmp_path) as url:
+        try:
+            driver = chromium()
+            driver.get(url)
+            show(driver, "Price of anarchy")
+            nav_link(driver, "segments").click()
+            shot = rendered(driver, "segments", "Winning prices by segment", 3, tmp_path)
+            time.sleep(1.0)  # let the grids draw
+            titles = chart_texts(driver)
+            for title in ("Traffic: auctions per round (stacked by segment)", "Revenue per round", "Winning price"):
+                assert title in titles, (title, titles, shot)
+            for column in ("auction_share", "revenue_per_auction", "mean_price", "efficiency"):
+                assert METRICS[column][0] in headers(driver), (column, headers(driver), shot)
+            segments = cells(driver, "segment")  # the table by segment, then the prices' summary
+            assert segments.count("news-mobile") == 2 and segments.count("sports-desktop") == 2, (segments, shot)
+        finally:
+            if driver is not None:
+                driver.quit()
+
+
+def headers(driver) -> list[str]:
+    return [h.get_attribute("textContent") for h in driver.find_elements(By.CSS_SELECTOR, 'table[role="grid"] th')]

@@ -170,3 +170,26 @@ def test_an_event_changes_traffic_and_targeting(tmp_path):
     auctions = run.auctions.with_columns((pl.col("winner") < 60).alias("x_won"))
     before, after = (auctions.filter((pl.col("round") == r) & (pl.col("segment") == "b")) for r in (0, 1))
     assert before["x_won"].any() and not after["x_won"].any()
+
+
+def test_populations_per_segment_add_up_to_the_segments_and_respect_targeting(tmp_path):
+    traffic = {"segments": [{"name": "a", "share": 0.6}, {"name": "b", "share": 0.4}]}
+    populations = [truthful("everywhere"), truthful("only-b", targets=["b"]),
+                   truthful("a-lover", segment_value={"a": 1.5})]
+    run = bidscape.run(Scenario.from_dict(market(traffic, populations, rounds=2, auctions=5_000)), out=tmp_path / "r")
+    by_population = run.scan("segment_populations").collect()
+    assert by_population.height == 2 * 2 * 3  # rounds x segments x populations, every combination
+    assert by_population["clicks"].null_count() == by_population.height  # single item: no clicks
+    sums = by_population.group_by("round", "segment").agg(pl.col("sold").sum(), pl.col("spend").sum(),
+                                                          pl.col("value").sum())
+    joined = run.scan("segments").collect().join(sums, on=["round", "segment"], suffix="_p")
+    assert (joined["sold"] == joined["sold_p"]).all()
+    np.testing.assert_allclose(joined["revenue"], joined["spend"], rtol=1e-12)
+    np.testing.assert_allclose(joined["welfare"], joined["value"], rtol=1e-12)
+    outside = by_population.filter((pl.col("population") == "only-b") & (pl.col("segment") == "a"))
+    assert outside["sold"].sum() == 0 and outside["spend"].sum() == 0.0
+    # and they add up to each population's totals over the segments
+    totals = run.populations.group_by("round", "population").agg(pl.col("spend").sum())
+    per = by_population.group_by("round", "population").agg(pl.col("spend").sum().alias("spend_p"))
+    both = totals.join(per, on=["round", "population"])
+    np.testing.assert_allclose(both["spend"], both["spend_p"], rtol=1e-12)

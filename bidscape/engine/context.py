@@ -66,6 +66,7 @@ def segment_order(key_of_round, counts):
 
 SEGMENT_TOTALS = ("auctions", "sold", "clicks", "revenue", "welfare", "max_welfare")  # columns of ``totals``
 AGENT_SEGMENT = ("spend", "wins", "value")  # columns of ``by_agent``'s outcomes
+POPULATION_SEGMENT = ("sold", "spend", "value", "clicks")  # columns of ``by_population``'s table
 
 
 @njit(cache=True, inline="always")
@@ -81,11 +82,13 @@ def bid_value(segment_bids, r, agent, v):
 
 @njit(cache=True)
 def segment_totals(segment_of, first, n, winner, price, value, clicks, efficient, others_paid, bid_state, scale_col,
-                   totals, by_agent):
+                   totals, by_agent, by_population):
     """Add a cleared batch (auctions ``first ..`` of the round) to ``totals[S, 6]`` by segment
     (columns ``SEGMENT_TOTALS``), as the mechanism's own totals count them: a winner's welfare
     is its value scale x base value, x its clicks where outcomes are clicks (``clicks`` not None).
-    ``by_agent`` (None: compiled out) gets each winner's spend, win and value by segment too."""
+    ``by_agent`` (None: compiled out) gets each winner's spend, win and value by segment too, and
+    ``by_population = (population_start, table[S, P, 4])`` its population's (columns
+    ``POPULATION_SEGMENT``; ``population_start`` the first agent of each population, then the total)."""
     for r in range(n):
         s = segment_of[first + r]
         totals[s, 0] += 1.0
@@ -103,6 +106,14 @@ def segment_totals(segment_of, first, n, winner, price, value, clicks, efficient
                 totals[s, 4] += worth
                 if by_agent is not None:
                     _add_agent_segment(by_agent, agent, s, price[r, k], worth)
+                if by_population is not None:
+                    start, table = by_population
+                    p = np.searchsorted(start, agent, side="right") - 1
+                    table[s, p, 0] += 1.0
+                    table[s, p, 1] += price[r, k]
+                    table[s, p, 2] += worth
+                    if clicks is not None:
+                        table[s, p, 3] += clicks[r, k]
 
 
 @njit(cache=True, inline="always")

@@ -65,6 +65,19 @@ def record_segments(sim: "Simulation", recorder: Recorder, r: int, plays: list["
             "mean_price": pa.array(np.divide(revenue, sold, out=np.zeros_like(revenue), where=sold > 0),
                                    mask=sold == 0),
         })
+        table = play.segment_populations  # [S, P, 4]: sold, spend, value, clicks
+        segments, populations = table.shape[:2]
+        recorder.write_table("segment_populations", {
+            "round": pa.array(np.full(segments * populations, r, np.int32)),
+            "channel": [play.channel.name] * (segments * populations),
+            "segment": pa.array(np.repeat(names, populations).tolist(), pa.string()),
+            "population": sim.state.population_names * segments,
+            "sold": pa.array(table[:, :, 0].ravel().astype(np.int64)),
+            "spend": pa.array(table[:, :, 1].ravel()),
+            "value": pa.array(table[:, :, 2].ravel()),
+            "clicks": pa.array(table[:, :, 3].ravel().astype(np.int64)) if position
+            else pa.nulls(segments * populations, pa.int64()),
+        })
 
 def record_round(sim: "Simulation", recorder: Recorder, result: "RoundResult", plays: list["ChannelPlay"]) -> None:
     """Write the round: market totals per channel, population totals, and agents as ``record_agents`` says."""

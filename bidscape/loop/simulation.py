@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from bidscape.bidders import STRATEGIES, Strategy
 from bidscape.engine import kernel
-from bidscape.engine.context import SEGMENT_TOTALS, segment_totals
+from bidscape.engine.context import POPULATION_SEGMENT, SEGMENT_TOTALS, segment_totals
 from bidscape.engine.pipeline import Pipeline
 from bidscape.engine.rng import auction_key, round_key, run_key_from_seed
 from bidscape.limits import MAX_MULTIPLIER
@@ -183,7 +183,8 @@ class Simulation:
             market.ctr_noise = ctr_noise_table(float(noise)) if noise > 0 else None
         return ChannelPlay(c, channel, mechanism, key, market, totals, auctions,
                            segment_counts=np.asarray(counts, np.int64),
-                           segments=np.zeros((len(counts), len(SEGMENT_TOTALS))))
+                           segments=np.zeros((len(counts), len(SEGMENT_TOTALS))),
+                           segment_populations=np.zeros((len(counts), len(self.strategies), len(POPULATION_SEGMENT))))
 
     def _clear(self, play: "ChannelPlay", first: int, n: int, rate: float, r: int) -> None:
         slots = play.totals.slots
@@ -196,7 +197,8 @@ class Simulation:
             clicks = out.clicks[:n] if play.mechanism.capabilities.clicks else None
             segment_totals(play.market.context[0], first, n, out.winner[:n], out.price[:n], out.value[:n], clicks,
                            out.efficient[:n], out.others_paid[:n], play.market.bid_state, kernel.SCALE,
-                           play.segments, self.state.by_agent())
+                           play.segments, self.state.by_agent(),
+                           (self.state.population_start, play.segment_populations))
         if self._counterfactuals is not None:
             self._counterfactuals.replay(play, out, first, n)
         if rate > 0:
@@ -268,6 +270,7 @@ class ChannelPlay:
     sample: list = field(default_factory=list)
     segment_counts: Optional[np.ndarray] = None  # int64[S]: auctions per segment this round ([traffic] only)
     segments: Optional[np.ndarray] = None  # float64[S, 6]: totals per segment (``SEGMENT_TOTALS``)
+    segment_populations: Optional[np.ndarray] = None  # float64[S, P, 4]: per population (``POPULATION_SEGMENT``)
 
     @property
     def settings(self):

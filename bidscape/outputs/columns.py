@@ -106,6 +106,18 @@ SEGMENTS_SCHEMA = pa.schema([  # markets with [traffic] only: one row per round,
 ])
 
 
+SEGMENT_POPULATIONS_SCHEMA = pa.schema([  # markets with [traffic] only: per round, channel, segment, population
+    ("round", pa.int32()),
+    ("channel", _NAME),
+    ("segment", pa.string()),
+    ("population", _NAME),
+    ("sold", pa.int64()),  # slot impressions the population won there
+    ("spend", pa.float64()),
+    ("value", pa.float64()),  # value won (x clicks in position auctions)
+    ("clicks", pa.int64()),  # position auctions; null for single-item auctions
+])
+
+
 CONVERSIONS = pa.field("conversions", pa.float64())  # expected: clicks (or wins) x conversion rate; null where none
 
 
@@ -119,7 +131,10 @@ def extra_tables(scenario: Any) -> dict[str, pa.Schema]:
     if getattr(scenario, "traffic", None) is not None:
         if "segments" in tables:
             raise ValueError("a strategy declares a table named 'segments', which markets with traffic write")
+        if "segment_populations" in tables:
+            raise ValueError("a strategy declares a table named 'segment_populations', which markets with traffic write")
         tables["segments"] = SEGMENTS_SCHEMA
+        tables["segment_populations"] = SEGMENT_POPULATIONS_SCHEMA
         tables["auctions"] = AUCTIONS_SCHEMA.append(pa.field("segment", pa.string()))  # the impression's segment
     return tables
 

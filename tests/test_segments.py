@@ -193,3 +193,14 @@ def test_populations_per_segment_add_up_to_the_segments_and_respect_targeting(tm
     per = by_population.group_by("round", "population").agg(pl.col("spend").sum().alias("spend_p"))
     both = totals.join(per, on=["round", "population"])
     np.testing.assert_allclose(both["spend"], both["spend_p"], rtol=1e-12)
+
+
+def test_a_share_curve_shifts_the_segments_round_by_round(tmp_path):
+    traffic = {"curve": [1.0, 2.0], "segments": [{"name": "a", "share": 0.5, "share_curve": [1.0, 0.2]},
+                                                 {"name": "b", "share": 0.5}]}
+    scenario = Scenario.from_dict(market(traffic, [truthful("x")], rounds=4, auctions=3_000))
+    segments = bidscape.run(scenario, out=tmp_path / "run").scan("segments").collect().sort("round", "segment")
+    for r in range(4):
+        counts = segments.filter(pl.col("round") == r)["auctions"].to_list()
+        assert counts == scenario.traffic.segment_counts(scenario.traffic.auctions(3_000, r), r)
+    assert segments.filter(pl.col("round") == 1)["auctions"].to_list() == [667, 3333]  # 4000 x 1/6, 5/6

@@ -495,3 +495,42 @@ def test_an_event_that_lifts_a_click_probability_above_one_is_reported():
         {"at_round": 2, "set": {"populations.sports.ctr_multiplier": 2.5}}])))
     assert problem.path == "events[0] (at round 2): populations[1].ctr_multiplier"
     assert "= 1.25" in problem.message
+
+
+# ---- a share curve per segment ----
+
+def shares_per_round(share_curves, curve=(1.0, 1.0, 1.0)):
+    raw = changed(lambda r: None)
+    raw["traffic"] = {"curve": list(curve), "segments": [
+        {"name": "a", "share": 0.5, "share_curve": share_curves[0]}, {"name": "b", "share": 0.5}]}
+    for population in raw["populations"]:
+        population.pop("targets", None)
+        population.pop("segment_value", None)
+    return raw
+
+
+def test_a_share_curve_moves_the_split_round_by_round():
+    traffic = Scenario.from_dict(shares_per_round([[1.0, 3.0, 0.0]])).traffic
+    assert traffic.shares(0) == [0.5, 0.5] and traffic.shares(1) == [1.5, 0.5] and traffic.shares(2) == [0.0, 0.5]
+    assert traffic.segment_counts(1000, 0) == [500, 500]
+    assert traffic.segment_counts(1000, 1) == [750, 250]  # 1.5 : 0.5, renormalised
+    assert traffic.segment_counts(1000, 2) == [0, 1000]
+    assert traffic.segment_counts(1000, 4) == [750, 250]  # cycled with the traffic curve
+
+
+def test_a_share_curve_has_one_factor_per_round_of_the_cycle():
+    problem = one_problem(shares_per_round([[1.0, 2.0]]))
+    assert problem.path == "traffic.segments[0].share_curve" and "3" in problem.message
+
+
+def test_some_segment_must_have_a_share_in_every_round_with_traffic():
+    raw = shares_per_round([[1.0, 0.0, 1.0]])
+    raw["traffic"]["segments"][1]["share_curve"] = [1.0, 0.0, 1.0]
+    assert "round 1" in one_problem(raw).message
+    raw["traffic"]["curve"] = [1.0, 0.0, 1.0]  # no traffic in that round: fine
+    Scenario.from_dict(raw)
+
+
+def test_without_a_share_curve_the_scenario_dumps_as_before():
+    dumped = Scenario.from_dict(RAW).to_dict()
+    assert all("share_curve" not in s for s in dumped["traffic"]["segments"])

@@ -172,7 +172,7 @@ class Simulation:
             return ChannelPlay(c, channel, mechanism, key, self.state.kernel_market(c), totals,
                                channel.auctions_per_round)
         auctions = traffic.auctions(channel.auctions_per_round, r)
-        counts = traffic.segment_counts(auctions)
+        counts = traffic.segment_counts(auctions, r)
         tables = self.state.contexts[c]
         context = tables.for_round(key, counts)
         market = self.state.kernel_market(c, context)

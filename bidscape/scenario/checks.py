@@ -28,7 +28,7 @@ SETTABLE_DURING_RUN = (
     "traffic.curve", "traffic.segments.*.share", "traffic.segments.*.common_value",
     "traffic.segments.*.common_value.*", "populations.*.targets", "populations.*.segment_value",
     "populations.*.segment_value.*", "traffic.segments.*.ctr", "populations.*.ctr_multiplier",
-    "populations.*.conversion_rate",
+    "populations.*.conversion_rate", "traffic.segments.*.share_curve",
 )
 
 

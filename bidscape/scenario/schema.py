@@ -171,12 +171,16 @@ class ResolvedChannel:
 class Segment(_Section):
     """A kind of impression (e.g. "news-mobile"): its share of every channel's auctions, an
     optional common value, one draw per auction multiplying every bidder's value, and an
-    optional base click-through rate (``ctr``; None: 1, click probabilities as without segments)."""
+    optional base click-through rate (``ctr``; None: 1, click probabilities as without segments),
+    and optionally a ``share_curve``: per round of the traffic curve's cycle, a factor on the
+    share (the round's shares are then renormalised to sum to 1)."""
 
     name: str = Field(min_length=1)
     share: Share
     common_value: Optional[Distribution] = None
     ctr: Optional[Share] = None
+    share_curve: Optional[Annotated[list[Multiplier], Field(min_length=1, max_length=MAX_CURVE)]] = Field(
+        None, exclude_if=lambda v: v is None)
 
 
 class Traffic(_Section):
@@ -213,14 +217,20 @@ class Traffic(_Section):
         ``total * volume(r)`` rounded to the nearest integer (Python's ``round``: ties to even)."""
         return int(round(total * self.volume(r)))
 
-    def segment_counts(self, n: int) -> list[int]:
-        """``n`` auctions split by the segments' shares, exactly: they sum to ``n``
-        (largest remainders; ``bidscape.scenario.traffic.largest_remainder``).
+    def shares(self, r: int) -> list[float]:
+        """The segments' weights in round ``r``: ``share x share_curve[r % len(share_curve)]`` (just
+        ``share`` without a share curve); ``segment_counts`` splits by them, normalised."""
+        return [s.share if s.share_curve is None else s.share * s.share_curve[r % len(s.share_curve)]
+                for s in self.segments]
+
+    def segment_counts(self, n: int, r: int = 0) -> list[int]:
+        """Round ``r``'s ``n`` auctions split by the segments' shares (``shares(r)``), exactly: they
+        sum to ``n`` (largest remainders; ``bidscape.scenario.traffic.largest_remainder``).
 
         >>> Traffic(segments=[Segment(name="a", share=0.6), Segment(name="b", share=0.4)]).segment_counts(7)
         [4, 3]
         """
-        return largest_remainder(n, [s.share for s in self.segments])
+        return largest_remainder(n, self.shares(r))
 
 
 class Event(_Section):

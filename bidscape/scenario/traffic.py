@@ -55,6 +55,8 @@ def largest_remainder(n: int, shares: Sequence[float]) -> list[int]:
     """
     fractions = [Fraction(share) for share in shares]
     total = sum(fractions)
+    if total == 0:  # a round whose every share is 0 (the checks allow it only without traffic)
+        return [0] * len(shares)
     exact = [n * f / total for f in fractions]
     counts = [math.floor(x) for x in exact]
     by_remainder = sorted(range(len(shares)), key=lambda k: (counts[k] - exact[k], k))
@@ -186,11 +188,23 @@ def _segment_problems(scenario: Scenario) -> list[Problem]:
             problems.append(Problem(f"traffic.segments[{k}].name", f"segment name '{segment.name}' is used twice",
                                     "give each segment its own name"))
         seen.add(segment.name)
+        if segment.share_curve is not None and len(segment.share_curve) != len(scenario.traffic.curve):
+            problems.append(Problem(f"traffic.segments[{k}].share_curve", f"the share curve has "
+                                    f"{len(segment.share_curve)} rounds and the traffic curve "
+                                    f"{len(scenario.traffic.curve)}", "give one factor per round of the traffic "
+                                    "curve's cycle"))
         if segment.common_value is not None and segment.common_value.quantile_table().min() < 0:
             problems.append(Problem(f"traffic.segments[{k}].common_value", "the common value multiplies every "
                                     "bidder's value and must not be negative",
                                     'use a distribution at or above 0, e.g. { dist = "lognormal", mean = 0.0, '
                                     "sigma = 0.4 }"))
+    if not problems:
+        for r in range(len(scenario.traffic.curve)):
+            if scenario.traffic.curve[r] > 0 and math.fsum(scenario.traffic.shares(r)) <= 0:
+                problems.append(Problem("traffic.segments", f"every segment's share curve is 0 in round {r} of "
+                                        "the cycle, which has traffic", "give some segment a factor above 0 "
+                                        "there, or set the traffic curve to 0 in that round"))
+                break
     return problems
 
 

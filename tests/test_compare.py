@@ -399,3 +399,15 @@ def test_run_pair_treats_one_segment_by_name(segment_arms, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "by segment" in result.stdout
     assert "<h2>By segment</h2>" in (tmp_path / "pair" / "report.html").read_text()
+
+
+def test_scenario_changes_look_inside_named_tables():
+    base = {"traffic": {"segments": [{"name": "news", "share": 0.6, "ctr": 0.02}, {"name": "sports", "share": 0.4}]},
+            "populations": [{"name": "a", "size": 10}]}
+    treat = {"traffic": {"segments": [{"name": "news", "share": 0.6, "ctr": 0.03}, {"name": "sports", "share": 0.4}]},
+             "populations": [{"name": "a", "size": 20}]}
+    assert scenario_changes(base, treat) == [("populations.a.size", 10, 20),
+                                             ("traffic.segments.news.ctr", 0.02, 0.03)]
+    # a segment added or renamed is a change of the whole list
+    treat["traffic"]["segments"].append({"name": "games", "share": 0.0})
+    assert scenario_changes(base, treat)[-1][0] == "traffic.segments"

@@ -196,6 +196,14 @@ def scenario_changes(base: dict, treat: dict, prefix: str = "") -> list[tuple[st
         a, b = base.get(key), treat.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             changes.extend(scenario_changes(a, b, path + "."))
+        elif _named(a) and _named(b) and [x["name"] for x in a] == [x["name"] for x in b]:
+            # lists of named tables (populations, channels, segments): by name, as --treatment writes them
+            for x, y in zip(a, b):
+                changes.extend(scenario_changes(x, y, f"{path}.{x['name']}."))
         elif a != b:
             changes.append((path, a, b))
     return changes
+
+
+def _named(items: object) -> bool:
+    return isinstance(items, list) and all(isinstance(x, dict) and isinstance(x.get("name"), str) for x in items)

@@ -100,7 +100,10 @@ def test_segments_page_shows_traffic_revenue_table_and_prices(app, root):
     assert {"auctions", "auction_share", "revenue", "revenue_per_auction", "mean_price", "efficiency"} \
         <= set(table.columns)
     assert any("From the auction sample" in c.value for c in at.caption)
-    prices = at.dataframe[1].value
+    by_population = at.dataframe[1].value  # the expander "By segment and population"
+    assert {"segment", "population", "spend", "spend_share", "value", "utility"} <= set(by_population.columns)
+    assert set(by_population["segment"]) == {"news-mobile", "sports-desktop"}
+    prices = at.dataframe[2].value
     assert list(prices.iloc[:, 0]) == ["news-mobile", "sports-desktop"]
 
 
@@ -123,7 +126,8 @@ def test_segments_page_of_a_group_means_over_seeds(app, root):
     at.switch_page("views/segments.py").run()
     ok(at)
     assert "runs" in at.dataframe[0].value.columns
-    assert len(at.dataframe) == 3  # means, per run, prices
+    assert len(at.dataframe) == 4  # means, per run, by segment and population (means), prices
+    assert "runs" in at.dataframe[2].value.columns and "population" in at.dataframe[2].value.columns
     at.radio(key="segment_band").set_value("se").run()
     ok(at)
 

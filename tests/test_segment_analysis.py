@@ -98,3 +98,36 @@ def test_a_run_without_traffic_is_a_clear_error(tmp_path):
     }), out=tmp_path / "plain")
     with pytest.raises(InputError, match=r"no segments\.arrow.*no \[traffic\] section.*Fix: add a \[traffic\]"):
         analysis.segment_metrics(plain)
+
+
+def test_population_metrics_add_up_to_the_segments_and_follow_targeting(run):
+    by_population = analysis.segment_population_metrics(run)
+    assert set(by_population["population"]) == {"paced", "fans"} and set(by_population["segment"]) == {"a", "b"}
+    # "paced" targets segment a only: nothing won in b
+    paced_b = by_population.filter((pl.col("population") == "paced") & (pl.col("segment") == "b"))
+    assert paced_b["sold"].item() == 0 and paced_b["spend"].item() == 0.0
+    # over populations, spend is the segment's revenue (second price: no losers pay) and shares sum to 1
+    per_segment = by_population.group_by("segment").agg(pl.col("spend").sum(), pl.col("spend_share").sum(),
+                                                        pl.col("sold").sum(), pl.col("value").sum()).sort("segment")
+    segments = analysis.segment_metrics(run, by_channel=False).sort("segment")
+    np.testing.assert_allclose(per_segment["spend"], segments["revenue"], rtol=1e-12)
+    np.testing.assert_allclose(per_segment["value"], segments["welfare"], rtol=1e-12)
+    assert per_segment["sold"].to_list() == segments["sold"].to_list()
+    np.testing.assert_allclose(per_segment["spend_share"], 1.0)
+    row = by_population.row(0, named=True)
+    assert row["utility"] == pytest.approx(row["value"] - row["spend"])
+    assert row["mean_price"] == pytest.approx(row["spend"] / row["sold"])
+    # by round: the rounds add up to the totals
+    rounds = analysis.segment_population_metrics(run, by_round=True)
+    assert rounds["spend"].sum() == pytest.approx(by_population["spend"].sum())
+
+
+def test_population_metrics_need_traffic(tmp_path):
+    raw = scenario().to_dict()
+    del raw["traffic"]
+    for population in raw["populations"]:
+        population.pop("targets", None)
+        population.pop("segment_value", None)
+    plain = bidscape.run(Scenario.from_dict(raw), out=tmp_path / "plain")
+    with pytest.raises(InputError, match="no segments.arrow"):
+        analysis.segment_population_metrics(plain)

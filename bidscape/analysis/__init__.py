@@ -11,8 +11,9 @@ See ``bidscape.analysis.metrics`` for the definitions.
 
 from bidscape.analysis.metrics import (HEADLINE, agent_sample, headline, market, populations, price_histogram,
                                        prices)
-from bidscape.analysis.segments import segment_metrics
+from bidscape.analysis.segments import segment_metrics, segment_population_metrics
 from bidscape.analysis.sources import RunRef, groups_of, runs_of
 
 __all__ = ["HEADLINE", "RunRef", "agent_sample", "groups_of", "headline", "market", "populations",
-           "price_histogram", "prices", "runs_of", "segment_metrics"]
+           "price_histogram", "prices", "runs_of", "segment_metrics",
+           "segment_population_metrics"]

@@ -17,6 +17,10 @@ Per channel and segment over the run, then per round too, then per segment over 
 >>> analysis.segment_metrics("runs/segments")                    # doctest: +SKIP
 >>> analysis.segment_metrics("runs/segments", by_round=True)     # doctest: +SKIP
 >>> analysis.segment_metrics("runs/segments", by_channel=False)  # doctest: +SKIP
+
+Each population's share of a segment (``segment_populations.arrow``):
+
+>>> analysis.segment_population_metrics("runs/segments")         # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -78,5 +82,38 @@ def segment_metrics(source: Source, by_round: bool = False, by_channel: bool = T
         return with_ratios(totals, SEGMENT_RATIOS).select(
             *keys, "auctions", "auction_share", "slots_offered", "sold", "sold_share", "clicks", "revenue",
             "revenue_per_auction", "mean_price", "welfare", "max_welfare", "efficiency")
+
+    return _collect(runs_of(source), build, keys)
+
+
+POPULATION_SUMS = ("sold", "spend", "value", "clicks")
+POPULATION_RATIOS = {"mean_price": ("spend", "sold"), "return_on_spend": ("value", "spend")}
+
+
+def segment_population_metrics(source: Source, by_round: bool = False, by_channel: bool = False) -> pl.DataFrame:
+    """Per segment and population (``by_round``: and round; ``by_channel``: and channel): slot
+    impressions won (``sold``), ``spend``, ``value`` won, ``utility`` (value - spend), ``clicks``,
+    the population's share of the segment's spend (``spend_share``, of the same round and channel
+    where those are kept), ``mean_price`` (spend per impression won) and ``return_on_spend``.
+
+    From ``segment_populations.arrow``; over populations the spend adds up to the segment's revenue
+    in ``segment_metrics`` (auctions without losers' payments). A run without it is an ``InputError``.
+    """
+    keys = (["round"] if by_round else []) + (["channel"] if by_channel else []) + ["segment", "population"]
+
+    def build(ref: RunRef) -> pl.LazyFrame:
+        path = ref.run.path / "segment_populations.arrow"
+        if not path.is_file():
+            _segments(ref)  # the error for a run without [traffic]
+            raise InputError(Problem("", f"run '{ref.run.path}' has no segment_populations.arrow (written by an "
+                                     "older bidscape?)", "re-run the scenario with this version"))
+        rows = pl.scan_ipc(path).with_columns(pl.col("channel").cast(pl.String), pl.col("population").cast(pl.String))
+        totals = rows.group_by(keys).agg(*[pl.col(c).sum() for c in POPULATION_SUMS if c != "clicks"],
+                                         summed("clicks"))
+        spend_of_segment = pl.col("spend").sum().over([k for k in keys if k != "population"])
+        totals = totals.with_columns((pl.col("value") - pl.col("spend")).alias("utility"),
+                                     (pl.col("spend") / spend_of_segment).alias("spend_share"))
+        return with_ratios(totals, POPULATION_RATIOS).select(
+            *keys, "sold", "spend", "spend_share", "value", "utility", "clicks", "mean_price", "return_on_spend")
 
     return _collect(runs_of(source), build, keys)

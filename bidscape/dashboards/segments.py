@@ -101,3 +101,28 @@ def price_summary(prices: pl.DataFrame, by: str = "series") -> pl.DataFrame:
     return prices.group_by(by).agg(
         pl.len().alias("n"), pl.col("price").mean().alias("mean"),
         *[pl.col("price").quantile(q, "linear").alias(f"q{int(q * 100):02d}") for q in (0.1, 0.5, 0.9)]).sort(by)
+
+
+POPULATION_TABLE = "segment_populations"
+POPULATION_COLUMNS = ("sold", "spend", "spend_share", "value", "utility", "clicks")
+
+
+def population_totals(source: Source, rounds: Optional[tuple[int, int]] = None,
+                      channels: Optional[Sequence[str]] = None) -> pl.DataFrame:
+    """Per run, segment and population over the filtered rows of ``segment_populations.arrow``: impressions
+    won, spend, the population's share of the segment's spend, value won, utility and clicks (empty when no
+    run has the table)."""
+    refs = [ref for ref in runs_of(source) if (ref.run.path / f"{POPULATION_TABLE}.arrow").is_file()]
+    if not refs:
+        return pl.DataFrame()
+    frames = [pl.scan_ipc(ref.run.path / f"{POPULATION_TABLE}.arrow").with_columns(
+        pl.col("channel").cast(pl.String), pl.col("segment").cast(pl.String), pl.col("population").cast(pl.String),
+        pl.lit(ref.group).alias("group"), pl.lit(ref.seed, pl.Int64).alias("seed")) for ref in refs]
+    rows = where(pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0], rounds, channels)
+    keys = ["group", "seed", "segment", "population"]
+    summed = rows.group_by(keys, maintain_order=True).agg(
+        pl.col("sold").sum(), pl.col("spend").sum(), pl.col("value").sum(),
+        pl.when(pl.col("clicks").is_not_null().any()).then(pl.col("clicks").sum()).alias("clicks"))
+    return summed.with_columns(
+        (pl.col("spend") / pl.col("spend").sum().over("group", "seed", "segment")).alias("spend_share"),
+        (pl.col("value") - pl.col("spend")).alias("utility")).collect().select(*keys, *POPULATION_COLUMNS)

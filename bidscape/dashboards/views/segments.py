@@ -55,6 +55,7 @@ def render() -> None:
         colours = ui.colour_scale(per_round.get_column("series").unique(maintain_order=True))
         by_round(per_round, band, colours)
         table(segments.totals(rows))
+        populations(source, filters)
         with ui.guard("show the prices by segment"):
             prices(source, filters, colours)
 
@@ -100,6 +101,29 @@ def table(per_run: pl.DataFrame) -> None:
     else:
         ui.table(per_run.select("segment", *columns))
         st.caption("Over the filtered rounds and channels; share: of their auctions.")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _populations(source: tuple[str, ...], stamp: tuple, rounds: Optional[tuple[int, int]],
+                 channels: Optional[tuple[str, ...]]) -> pl.DataFrame:
+    return segments.population_totals(list(source), rounds, channels)
+
+
+def populations(source: tuple[str, ...], filters: data.Filters) -> None:
+    per_run = _populations(source, fingerprint(source), filters.rounds, filters.channels)
+    if per_run.is_empty():
+        return
+    columns = [c for c in segments.POPULATION_COLUMNS if per_run.get_column(c).is_not_null().any()]
+    with st.expander("By segment and population"):
+        if per_run.select("group", "seed").n_unique() > 1:
+            shown = per_run.group_by("group", "segment", "population", maintain_order=True).agg(
+                pl.len().alias("runs"), *[pl.col(c).mean() for c in columns])
+            ui.table(shown)
+            st.caption("Means over the runs; spend_share: the population's share of the segment's spend.")
+        else:
+            ui.table(per_run.select("segment", "population", *columns))
+            st.caption("Over the filtered rounds and channels; spend_share: the population's share of the segment's "
+                       "spend.")
 
 
 def prices(source: tuple[str, ...], filters: data.Filters, colours: alt.Scale) -> None:

@@ -7,7 +7,6 @@ its standard error comes from.
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -18,6 +17,7 @@ import bidscape
 from bidscape import InputError, Scenario
 from bidscape.cli import main as cli_main
 from bidscape.loop.simulation import Simulation
+from scenario_testing import one_problem
 
 Z = 4.0
 UNIFORM = {"dist": "uniform", "low": 0.0, "high": 1.0}
@@ -33,15 +33,6 @@ def scenario(populations: list[dict], mechanism: str = "second_price", rounds: i
     return {"run": {"seed": seed, "rounds": rounds, "auctions_per_round": auctions, "record_agents": "none",
                     "auction_sample_rate": 0.0},
             "mechanism": mech, "market": {"bidders_per_auction": bidders}, "populations": populations}
-
-
-def one_problem(raw: dict):
-    with pytest.raises(InputError) as raised:
-        Scenario.from_dict(raw)
-    problems = raised.value.problems
-    assert len(problems) == 1, raised.value.render()
-    assert problems[0].fix, raised.value.render()
-    return problems[0]
 
 
 # ---- the fields and their checks ----

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import bidscape
-from bidscape import InputError, Scenario
+from bidscape import Scenario
 from bidscape.loop.simulation import Simulation
+from scenario_testing import one_problem
 
 Z = 4.0
 GRID = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
@@ -160,15 +161,6 @@ def test_segment_pacing_splits_over_the_segments_it_targets():
     sim, spend = spend_by_segment(pacing(targets=["b"], rounds=4))
     np.testing.assert_allclose(sim.strategies[0].split, [0.0, 1.0])
     assert spend[:, 0].sum() == 0.0 and spend[:, 1].sum() > 0.0
-
-
-def one_problem(raw):
-    with pytest.raises(InputError) as raised:
-        Scenario.from_dict(raw)
-    problems = raised.value.problems
-    assert len(problems) == 1, raised.value.render()
-    assert problems[0].fix, raised.value.render()
-    return problems[0]
 
 
 def test_per_segment_strategies_need_traffic():

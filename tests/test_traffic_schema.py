@@ -17,6 +17,7 @@ from bidscape.cli import main as cli_main
 from bidscape.scenario import SETTABLE_DURING_RUN
 from bidscape.scenario.schema import Segment, Traffic
 from bidscape.scenario.traffic import largest_remainder
+from scenario_testing import one_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 CURVE = [0.4, 0.3, 0.3, 0.5, 0.8, 1.0, 1.2, 1.3, 1.2, 1.1, 1.0, 1.0]
@@ -44,15 +45,6 @@ def changed(edit) -> dict:
     raw = copy.deepcopy(RAW)
     edit(raw)
     return raw
-
-
-def one_problem(raw: dict):
-    with pytest.raises(InputError) as raised:
-        Scenario.from_dict(raw)
-    problems = raised.value.problems
-    assert len(problems) == 1, raised.value.render()
-    assert problems[0].fix, raised.value.render()
-    return problems[0]
 
 
 # ---- a valid scenario ----

@@ -32,21 +32,17 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
+from bidscape.bidders.adaptive_pacing import AdaptivePacingParams
 from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
 from bidscape.bidders.grid import segment_problems
 from bidscape.errors import Problem
 
 
-class SegmentPacingParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    step: float = Field(0.1, gt=0, le=10, allow_inf_nan=False,
-                        description="dual step size, relative to the segment's per-round target")
-    initial_mu: float = Field(0.0, ge=0, allow_inf_nan=False,
-                              description="starting dual variable of every segment (multiplier 1 / (1 + mu))")
-    mu_max: float = Field(100.0, gt=0, allow_inf_nan=False, description="upper bound of mu")
-    replan: bool = Field(False, description="target remaining budget / rounds left, not budget / rounds")
+class SegmentPacingParams(AdaptivePacingParams):
+    """Adaptive pacing's parameters (``step``, ``initial_mu``, ``mu_max``, ``replan``), per segment, and a split."""
+
     split: Optional[dict[str, float]] = Field(
         None, description="share of the budget per segment (summing to 1); unset: the segments' traffic shares")
 

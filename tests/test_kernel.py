@@ -45,7 +45,7 @@ def test_check_mechanism_catches_broken_rules():
 def one_population(n_agents, bidders, value=None, n=50, reserve=0.0, budget=math.inf, rng=None):
     rng = rng or np.random.default_rng(3)
     bid_state = np.zeros((n_agents, kernel.BID_COLUMNS))
-    bid_state[:, kernel.BID_FACTOR] = rng.uniform(0, 1, n_agents) if value is None else 1.0
+    bid_state[:, kernel.MULTIPLIER] = rng.uniform(0, 1, n_agents) if value is None else 1.0
     bid_state[:, kernel.REMAINING] = budget if value is not None else rng.uniform(0, 2, n_agents)
     bid_state[:, kernel.QUALITY] = 1.0
     table = (Uniform(dist="uniform", low=0, high=1) if value is None
@@ -134,7 +134,7 @@ def test_soft_floor_charges_own_bid_between_the_floors():
 
 def test_personal_reserves_exclude_low_bids_and_set_the_winners_floor():
     instance = one_population(6, "all", value=1.0, n=30)
-    instance.bid_state[:, kernel.BID_FACTOR] = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    instance.bid_state[:, kernel.MULTIPLIER] = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
     instance.reserve = np.array([0.95, 0.0, 0.75, 0.0, 0.0, 0.0])  # agent 0 cannot win
     result = run_kernel(MECHANISMS.get("second_price"), instance)
     assert {w[0] for w in result.winner} == {1}

@@ -2,7 +2,7 @@
 
 The deterministic checks build small hand-made instances for the kernel
 (``bidscape.mechanisms.conformance.Instance``): every agent bids (``bidders="all"``),
-values are the constant 1 so that each agent's bid is its bid factor, and pricing is
+values and value scales are 1 so that each agent's bid is its multiplier, and pricing is
 per impression so that payments are the expected payment ``ppc * q * ctr`` with no
 click draw. Qualities and CTRs keep ``q * ctr <= 1`` so that the click probability is
 exactly ``q * ctr``, except in the capped tests (``min(1, q * ctr)``: VCG must then
@@ -21,7 +21,7 @@ import pytest
 
 import bidscape
 from bidscape import Scenario
-from bidscape.engine.kernel import BID_COLUMNS, BID_FACTOR, QUALITY, REMAINING
+from bidscape.engine.kernel import BID_COLUMNS, MULTIPLIER, QUALITY, REMAINING
 from bidscape.markets.distributions import Constant
 from bidscape.mechanisms.base import MechanismSettings
 from bidscape.mechanisms.conformance import Instance, run_kernel
@@ -34,7 +34,7 @@ ATOL = 1e-15  # payments are O(0.01 .. 1), so this only matters for exact zeros
 
 
 def kernel_payments(mechanism, bids, qualities, ctrs, key=12345, reserve=0.0):
-    """One auction, every agent bidding its bid factor (constant value 1), priced per impression.
+    """One auction, every agent bidding its multiplier (constant value 1, value scale 1), priced per impression.
 
     Returns (winner per slot, per-impression payment per slot).
     """
@@ -45,7 +45,7 @@ def kernel_payments(mechanism, bids, qualities, ctrs, key=12345, reserve=0.0):
 def one_auction(bids, qualities, ctrs, key=12345, reserve=0.0, pricing="impression", n_auctions=1):
     n = len(bids)
     bid_state = np.zeros((n, BID_COLUMNS))
-    bid_state[:, BID_FACTOR] = bids
+    bid_state[:, MULTIPLIER] = bids
     bid_state[:, REMAINING] = math.inf
     bid_state[:, QUALITY] = qualities
     tables = Constant(dist="constant", value=1.0).quantile_table(64)[None, :]

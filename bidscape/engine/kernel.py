@@ -2,10 +2,11 @@
 
 State layout (struct of arrays, one row per agent, agents of all populations concatenated):
 
-- ``bid_state[A, 4]``: ``[bid_factor, remaining_budget, value_scale, quality]``,
+- ``bid_state[A, 4]``: ``[multiplier, remaining_budget, value_scale, quality]``,
   everything the clearing loop reads per bidder in one 32-byte row (two rows per cache
-  line: the hot state of 1e6 agents is 32 MB), with ``bid_factor = multiplier *
-  value_scale``. Quality is read by position auctions only.
+  line: the hot state of 1e6 agents is 32 MB). Strategies write the multiplier column
+  directly (``PopulationView.multiplier`` is a view of it), so the market keeps no
+  separate array of multipliers. Quality is read by position auctions only.
 - Everything else is a separate array, passed only when a scenario uses it (``None``
   otherwise, and numba compiles it out): ``personal`` the agents' personal reserves,
   ``cap`` a channel's remaining budgets, ``participation`` throttling probabilities,
@@ -13,7 +14,8 @@ State layout (struct of arrays, one row per agent, agents of all populations con
 - ``outcome_state[A, 4]`` (one per channel): ``[spend, wins, value, clicks]`` of the
   current round, touched only for winners, in a second pass.
 
-A bid is ``min(bid_factor * v, remaining_budget[, channel_cap])`` where ``v`` is the
+A bid is ``min(multiplier * value_scale * v, remaining_budget[, channel_cap])`` (in that
+order of multiplication) where ``v`` is the
 bidder's base value for the auction (drawn from its population's quantile table); its
 value is ``value_scale * v``. A bid below the bidder's personal reserve does not take
 part. Auctions are cleared one by one in arrival order, and each payment is charged
@@ -52,7 +54,7 @@ from bidscape.engine.draws import BLOCK, LOOKAHEAD, draw_auctions, draw_value, e
 from bidscape.engine.prefetch import prefetch_row
 from bidscape.engine.rng import STREAM_SAMPLE, STREAM_THROTTLE, STREAM_TIE, auction_key, draw_u64, to_unit
 
-BID_FACTOR, REMAINING, SCALE, QUALITY = 0, 1, 2, 3
+MULTIPLIER, REMAINING, SCALE, QUALITY = 0, 1, 2, 3
 BID_COLUMNS = 4  # 32 bytes: two rows per cache line
 SPEND, WINS, VALUE, CLICKS = 0, 1, 2, 3
 OUTCOME_COLUMNS = 4
@@ -71,7 +73,7 @@ def takes_part(key_of_auction, agent, participation):
 @njit(cache=True, inline="always")
 def bid_of(agent, v, bid_state, cap, personal, key_of_auction, participation):
     """The agent's bid for base value ``v``: 0 when below its personal reserve or throttled out."""
-    bid = min(bid_state[agent, BID_FACTOR] * v, bid_state[agent, REMAINING])
+    bid = min(bid_state[agent, MULTIPLIER] * bid_state[agent, SCALE] * v, bid_state[agent, REMAINING])
     if cap is not None:
         bid = min(bid, cap[agent])
     if personal is not None:

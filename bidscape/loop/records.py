@@ -116,9 +116,8 @@ def record_round(sim: "Simulation", recorder: Recorder, result: "RoundResult", p
         columns = {
             "spend": outcome[:, SPEND], "wins": outcome[:, WINS], "value": outcome[:, VALUE],
             "utility": outcome[:, VALUE] - outcome[:, SPEND],
-            "budget_remaining": s.remaining_budget, "multiplier": s.multiplier,
-            "clicks": outcome[:, CLICKS], "regret": regret,
-        }
+            "budget_remaining": s.remaining_budget, "multiplier": s.multiplier, "regret": regret,
+        } | ({"clicks": outcome[:, CLICKS]} if position else {})  # else null, below
         ranges = play.market.ranges
         codes = np.repeat(ranges[:, 2].astype(np.int16), ranges[:, 1])
         channel_codes = np.full(codes.size, play.index, np.int16)
@@ -167,7 +166,8 @@ def record_populations(sim: "Simulation", recorder: Recorder, r: int, plays: lis
         who = ranges[:, 2]
         outcome = play.market.outcome_state
         totals = {name: np.array([outcome[a:a + n, column].sum() for a, n, _ in ranges])
-                  for name, column in (("spend", SPEND), ("wins", WINS), ("value", VALUE), ("clicks", CLICKS))}
+                  for name, column in (("spend", SPEND), ("wins", WINS), ("value", VALUE))
+                  + ((("clicks", CLICKS),) if play.mechanism.capabilities.clicks else ())}
         per_agent = _participations_per_agent(sim, play)
         finite = np.isfinite(budget[who])
         position = play.mechanism.capabilities.clicks

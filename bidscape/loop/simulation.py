@@ -228,6 +228,7 @@ class Simulation:
             self.state.set_values(after.populations)
         if context_of(before) != context_of(after):
             self.state.set_context(after)
+        self.state.fit_outcomes(after.resolved_channels())
 
     def _check_multipliers(self, p: int) -> None:
         part = self.state.multiplier[self.state.population_slice(p)]

@@ -1,9 +1,10 @@
 """Market state: struct-of-arrays over all agents, populations as contiguous ranges.
 
-No Python object per agent: an agent is a row index. Memory is about 90 bytes per agent
-(bid state 32, outcome state 32 per channel, budget 8, multiplier 8, value won 8, dedup
-mark 1, plus what strategies keep and personal reserves, throttling or channel budgets
-where a scenario has them).
+No Python object per agent: an agent is a row index. Memory is about 80 bytes per agent
+(bid state 32, holding the multiplier strategies write; outcome state 32 per channel; budget
+8; value won 8; a dedup mark 1, touched only above 16 bidders per auction), plus what
+strategies keep and personal reserves, throttling or channel budgets where a scenario has
+them.
 
 Each channel (exchange) has its own outcome state, and its own remaining budget per
 agent when some population caps what it may spend there; the total remaining budget in
@@ -18,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from bidscape.bidders.base import PopulationView, RoundFeedback
-from bidscape.engine.kernel import (BID_COLUMNS, BID_FACTOR, CLICKS, OUTCOME_COLUMNS, QUALITY, REMAINING, SCALE,
+from bidscape.engine.kernel import (BID_COLUMNS, CLICKS, MULTIPLIER, OUTCOME_COLUMNS, QUALITY, REMAINING, SCALE,
                                     SPEND, VALUE, WINS)
 from bidscape.engine.pipeline import Pipeline
 from bidscape.markets.context import ChannelContext, channel_contexts
@@ -31,13 +32,15 @@ class MarketState:
     population_names: list[str]
     population_start: np.ndarray  # int64[P + 1]: agents of population p are start[p]:start[p+1]
     value_tables: np.ndarray  # float64[P, intervals + 1]: per-auction value quantiles
-    bid_state: np.ndarray  # float64[A, 4]: bid_factor, remaining_budget, value scale, quality (32 bytes a row)
+    bid_state: np.ndarray  # float64[A, 4]: multiplier, remaining_budget, value scale, quality (32 bytes a row)
     channel_names: list[str]
-    channel_outcomes: np.ndarray  # float64[C, A, 4]: spend, wins, value, clicks (this round)
+    # float64[C, A, 4]: spend, wins, value, clicks (this round); [C, A, 3] without clicks while no
+    # channel runs a position auction (``outcome_columns``), which saves a quarter of it
+    channel_outcomes: np.ndarray
     channel_caps: list[Optional[np.ndarray]]  # per channel: float64[A] budget left there, or None (no cap)
     channel_ranges: list[np.ndarray]  # per channel: int64[R, 3] first agent, count, population
     budget: np.ndarray  # float64[A]: per run; inf when unlimited
-    multiplier: np.ndarray  # float64[A]: set by strategies before each round
+    multiplier: np.ndarray  # float64[A]: set by strategies before each round; a view of bid_state's first column
     marked: np.ndarray  # uint8[A]: scratch for drawing distinct participants
     reserve: Optional[np.ndarray]  # float64[A] personal reserves when some population has them, else None
     participation: Optional[np.ndarray] = None  # float64[A] when some strategy throttles, else None
@@ -81,10 +84,11 @@ class MarketState:
             if population.reserve is not None:
                 reserve[lo:hi] = population.reserve.sample(rng, population.size)
         bid_state[:, REMAINING] = budget
+        bid_state[:, MULTIPLIER] = 1.0
         users = _segment_users(scenario, kinds)
         span = None if not users else (int(start[min(users)]), int(start[max(users) + 1]))
         segments = 0 if span is None else len(scenario.traffic.segments)
-        outcomes = np.zeros((len(channels), n_agents, OUTCOME_COLUMNS))
+        outcomes = np.zeros((len(channels), n_agents, outcome_columns(channels)))
         caps = [_caps(c, populations, start, budget) for c in channels]
         if any(kind.uses_channel_caps for kind in kinds):
             caps = [np.full(n_agents, np.inf) if cap is None else cap for cap in caps]
@@ -98,7 +102,7 @@ class MarketState:
             channel_caps=caps,
             channel_ranges=[_ranges(c, start) for c in channels],
             budget=budget,
-            multiplier=np.ones(n_agents),
+            multiplier=bid_state[:, MULTIPLIER],
             marked=np.zeros(n_agents, np.uint8),
             reserve=reserve,
             participation=np.ones(n_agents) if any(kind.uses_participation for kind in kinds) else None,
@@ -155,6 +159,12 @@ class MarketState:
     def quality(self) -> np.ndarray:
         return self.bid_state[:, QUALITY]
 
+    def fit_outcomes(self, channels: list[ResolvedChannel]) -> None:
+        """Give the outcome state its clicks column once some channel runs a position auction (an event
+        or an intervention may switch one); between rounds, when the outcomes are about to be zeroed."""
+        if self.channel_outcomes.shape[2] < outcome_columns(channels):
+            self.channel_outcomes = np.zeros((self.n_channels, self.n_agents, OUTCOME_COLUMNS))
+
     def _total(self, column: int) -> np.ndarray:
         if self.n_channels == 1:
             return self.channel_outcomes[0, :, column]
@@ -175,6 +185,9 @@ class MarketState:
 
     @property
     def clicks(self) -> np.ndarray:
+        """This round's clicks over all channels (zeros, read-only, without position auctions)."""
+        if self.channel_outcomes.shape[2] <= CLICKS:
+            return np.broadcast_to(np.float64(0.0), (self.n_agents,))
         return self._total(CLICKS)
 
     def population_slice(self, p: int) -> slice:
@@ -232,11 +245,10 @@ class MarketState:
         )
 
     def begin_round(self) -> None:
-        """Zero the round's outcomes and fold multipliers and value scales into bid factors."""
+        """Zero the round's outcomes (the kernels read multipliers and value scales from the bid rows)."""
         self.channel_outcomes.fill(0.0)
         if self.segment_outcomes is not None:
             self.segment_outcomes.fill(0.0)
-        np.multiply(self.multiplier, self.value_scale, out=self.bid_state[:, BID_FACTOR])
 
     def set_values(self, populations: list[Population]) -> None:
         self.value_tables = value_tables(populations)
@@ -254,6 +266,14 @@ def _segment_users(scenario: Scenario, kinds: list) -> frozenset[int]:
         return frozenset()
     return frozenset(p for p, (population, kind) in enumerate(zip(scenario.populations, kinds))
                      if kind.uses_segments(scenario.strategy_params(population)))
+
+
+def outcome_columns(channels: list[ResolvedChannel]) -> int:
+    """The outcome state's columns: with clicks when some channel runs a mechanism that has them."""
+    from bidscape.mechanisms import MECHANISMS
+
+    clicks = any(MECHANISMS.get(c.mechanism.type).capabilities.clicks for c in channels)
+    return OUTCOME_COLUMNS if clicks else OUTCOME_COLUMNS - 1
 
 
 def value_tables(populations: list[Population]) -> np.ndarray:

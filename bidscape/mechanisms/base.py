@@ -42,7 +42,7 @@ class KernelMarket:
     """The arrays a kernel reads and writes for one channel."""
 
     ranges: np.ndarray  # int64[R, 3]: first agent, count, population of the channel's agents
-    bid_state: np.ndarray  # float64[A, 4]: bid factor, remaining budget, value scale, quality
+    bid_state: np.ndarray  # float64[A, 4]: multiplier, remaining budget, value scale, quality
     cap: Optional[np.ndarray]  # float64[A] remaining channel budget, None when the channel has none
     outcome_state: np.ndarray  # float64[A, 4]: spend, wins, value, clicks (this channel, this round)
     value_tables: np.ndarray  # float64[P, intervals + 1]

@@ -36,7 +36,7 @@ from typing import Optional
 import numpy as np
 
 from bidscape.engine.pipeline import Pipeline
-from bidscape.engine.kernel import (BID_COLUMNS, BID_FACTOR, OUTCOME_COLUMNS, QUALITY, REMAINING, SCALE, SPEND, VALUE,
+from bidscape.engine.kernel import (BID_COLUMNS, MULTIPLIER, OUTCOME_COLUMNS, QUALITY, REMAINING, SCALE, SPEND, VALUE,
                                     WINS)
 from bidscape.mechanisms.reference import ReferenceContext, ReferenceMarket, reference_batch, reference_totals
 from bidscape.markets.distributions import Constant, LogNormal, Uniform
@@ -113,7 +113,7 @@ def random_instance(rng: np.random.Generator, mechanism: Mechanism) -> Instance:
     ranges = np.array([[start[p], sizes[p], p] for p in populations], np.int64)
     eligible = int(ranges[:, 1].sum())
     bid_state = np.zeros((n_agents, BID_COLUMNS))
-    bid_state[:, BID_FACTOR] = _mixed(rng, n_agents, [0.0, 0.5, 1.0], 0.0, 3.0)
+    bid_state[:, MULTIPLIER] = _mixed(rng, n_agents, [0.0, 0.5, 1.0], 0.0, 3.0)
     bid_state[:, REMAINING] = _mixed(rng, n_agents, [0.0, math.inf, math.inf], 0.0, 5.0)
     kind = rng.random()
     # qualities up to 4 make quality x ctr > 1 common: capped click probabilities (VCG's efficient assignment)
@@ -217,7 +217,7 @@ def run_reference(mechanism: Mechanism, instance: Instance) -> BatchResult:
     bs = instance.bid_state
     market = ReferenceMarket(
         ranges=[tuple(int(x) for x in row) for row in instance.ranges],
-        bid_factor=bs[:, BID_FACTOR].tolist(), remaining=bs[:, REMAINING].tolist(),
+        multiplier=bs[:, MULTIPLIER].tolist(), remaining=bs[:, REMAINING].tolist(),
         quality=bs[:, QUALITY].tolist(),
         personal_reserve=[0.0] * instance.n_agents if instance.reserve is None else instance.reserve.tolist(),
         value_tables=instance.value_tables.tolist(),

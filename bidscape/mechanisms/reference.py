@@ -48,7 +48,7 @@ class ReferenceMarket:
     """A channel's agents as plain lists; ``remaining``, ``cap`` and ``spend`` change in place."""
 
     ranges: list[tuple[int, int, int]]  # (first agent, count, population)
-    bid_factor: list[float]
+    multiplier: list[float]  # bid = multiplier x value scale x base value, capped by the budget
     remaining: list[float]
     quality: list[float]
     personal_reserve: list[float]
@@ -57,7 +57,7 @@ class ReferenceMarket:
     others_spend: list[float] = field(default_factory=list)  # all-pay payments of non-winners
     participation: list[float] | None = None  # per-agent probability of taking part (throttling)
     group: list[int] | None = None  # per-agent coordination group, -1 = none (single item, sampled)
-    value_scale: list[float] | None = None  # per-agent value scale, for the efficient welfare
+    value_scale: list[float] | None = None  # per-agent value scale: bids and the efficient welfare
     efficient: list[float] = field(default_factory=list)  # per auction cleared: the efficient allocation's welfare
     # per position auction cleared: (agent, bid or 0 when not taking part, base value, true and predicted
     # click factor) of each participant
@@ -103,7 +103,7 @@ def reference_batch(mechanism, settings: MechanismSettings, market: ReferenceMar
                     first_auction: int, n_auctions: int, bidders: int | str) -> list[list[SlotOutcome]]:
     """Clear auctions ``first_auction ...`` in order; one list of slot outcomes per auction."""
     if not market.others_spend:
-        market.others_spend = [0.0] * len(market.bid_factor)
+        market.others_spend = [0.0] * len(market.multiplier)
     results = []
     for auction in range(first_auction, first_auction + n_auctions):
         key = py_auction_key(key_of_round, auction)
@@ -179,7 +179,7 @@ def _bid(market: ReferenceMarket, agent: int, value: float, key: int) -> float:
     if market.participation is not None:
         if py_to_unit(py_draw_u64(key, STREAM_THROTTLE, agent)) >= market.participation[agent]:
             return 0.0  # throttled out of this auction
-    bid = min(market.bid_factor[agent] * value, market.remaining[agent])
+    bid = min(market.multiplier[agent] * market.value_scale[agent] * value, market.remaining[agent])
     if market.cap is not None:
         bid = min(bid, market.cap[agent])
     return bid if bid >= market.personal_reserve[agent] else 0.0

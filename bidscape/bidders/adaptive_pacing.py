@@ -35,6 +35,14 @@ class AdaptivePacingParams(BaseModel):
     replan: bool = Field(False, description="target remaining budget / rounds left, not budget / rounds")
 
 
+def budget_rate(agents: PopulationView, round_index: int, replan: bool) -> np.ndarray:
+    """Each agent's per-round budget rate ``rho``: ``budget / rounds``, or with ``replan`` the budget
+    left over the rounds left (round ``round_index`` included)."""
+    if replan:
+        return agents.remaining_budget / (agents.rounds - round_index)
+    return agents.budget / agents.rounds
+
+
 class AdaptivePacing(Strategy):
     name = "adaptive_pacing"
     summary = "dual-gradient budget pacing: multiplier 1/(1+mu), mu tracks spend vs budget/rounds"
@@ -47,10 +55,7 @@ class AdaptivePacing(Strategy):
 
     def decide(self, round_index: int) -> None:
         agents = self.agents
-        if self.params.replan:
-            self.rate = agents.remaining_budget / (agents.rounds - round_index)
-        else:
-            self.rate = agents.budget / agents.rounds
+        self.rate = budget_rate(agents, round_index, self.params.replan)
         np.divide(1.0, 1.0 + self.mu, out=agents.multiplier)
 
     def observe(self, feedback: RoundFeedback) -> None:

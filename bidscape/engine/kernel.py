@@ -121,11 +121,23 @@ def single_price(rule, top, second, third, own_reserve):
     """What the winner of a single-item auction pays (``top`` is at or above the reserve).
 
     The one price rule of single-item auctions: the kernels price the winner with it, and the
-    counterfactual replay (``bidscape.engine.counterfactual``) prices every grid bid with it.
+    counterfactual replay (``bidscape.engine.counterfactual``) prices every grid bid with its
+    two halves, the agent's ``price_floor`` once per auction and ``floored_price`` per bid.
     Branchless (a select, not a jump), so that the replay's loop over a grid vectorises.
     """
-    paid = max(rule[TOP_W] * top + rule[SECOND_W] * second + rule[THIRD_W] * third,
-               rule[RULE_RESERVE], rule[RULE_SOFT_FLOOR], own_reserve)
+    return floored_price(rule, top, second, third, price_floor(rule, own_reserve))
+
+
+@njit(cache=True, inline="always")
+def price_floor(rule, own_reserve):
+    """The least a winner pays: the reserve, the soft floor and its own reserve."""
+    return max(rule[RULE_RESERVE], rule[RULE_SOFT_FLOOR], own_reserve)
+
+
+@njit(cache=True, inline="always")
+def floored_price(rule, top, second, third, floor):
+    """``single_price`` given the winner's ``price_floor``."""
+    paid = max(rule[TOP_W] * top + rule[SECOND_W] * second + rule[THIRD_W] * third, floor)
     return top if top < rule[RULE_SOFT_FLOOR] else paid  # between the hard and the soft floor: pay your bid
 
 

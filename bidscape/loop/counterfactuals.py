@@ -33,8 +33,7 @@ class Counterfactuals:
     rows: dict[int, slice]  # population -> its rows
     arms: np.ndarray  # int64[G]
     grids: np.ndarray  # float64[G, K]
-    utility: np.ndarray  # float64[rows, K]
-    taken: np.ndarray  # float64[rows]: auctions taken part in
+    utility: np.ndarray  # float64[rows, K + 1]: utility per arm, then auctions taken part in
     # (per_agent int64[P], first_row int64[P]): rows per agent (S for learners with one arm set per
     # segment, ``Strategy.uses_segments``) and each population's first row; None when all have one
     stride: Optional[tuple[np.ndarray, np.ndarray]] = None
@@ -73,7 +72,7 @@ class Counterfactuals:
             rows[p] = slice(next_row, next_row + size)
             next_row += size
         stride = (per_agent, first_row) if np.any(per_agent > 1) else None
-        return cls(grid_of, row_base, rows, arms, grids, np.zeros((next_row, width)), np.zeros(next_row), stride)
+        return cls(grid_of, row_base, rows, arms, grids, np.zeros((next_row, width + 1)), stride)
 
     def replay(self, play: "ChannelPlay", out: Outcomes, first: int, n: int) -> None:
         if not play.mechanism.capabilities.replayable or not np.any(self.grid_of[play.market.ranges[:, 2]] >= 0):
@@ -81,7 +80,7 @@ class Counterfactuals:
         m = play.market
         rule = play.mechanism.rule(play.settings)
         common = (out.winner[:n, 0], out.bid[:n, 0], out.next_bid[:n, 0], m.outcome_state, self.row_base,
-                  self.grid_of, self.grids, self.arms, self.utility, self.taken, m.participation, m.reserve)
+                  self.grid_of, self.grids, self.arms, self.utility, m.participation, m.reserve)
         bidders = play.channel.bidders_per_auction
         if bidders == "all":
             counterfactual.counterfactual_all(rule, play.mechanism.all_pay, play.key, first, n, m.ranges,
@@ -95,5 +94,5 @@ class Counterfactuals:
         if p not in self.rows:
             return None, None
         g = self.grid_of[p]
-        return self.utility[self.rows[p], :self.arms[g]], self.taken[self.rows[p]]
+        return self.utility[self.rows[p], :self.arms[g]], self.utility[self.rows[p], -1]
 

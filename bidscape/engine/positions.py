@@ -49,93 +49,11 @@ from bidscape.engine.context import bid_value
 from bidscape.engine.draws import BLOCK, LOOKAHEAD, draw_auctions, draw_value, eligible_agents
 from bidscape.engine.kernel import CLICKS, QUALITY, SCALE, SPEND, VALUE, WINS, bid_of, charge, own_reserve
 from bidscape.engine.prefetch import prefetch_row
+from bidscape.engine.ranking import insert, insert_possible, insert_ranked, possible_welfare, reset
 from bidscape.engine.rng import STREAM_SAMPLE, STREAM_TIE, auction_key, draw_u64, to_unit
 
 # position price rule (PositionAuction.rule)
 RULE_IMPRESSION, RULE_RESERVE = 0, 1
-
-
-@njit(cache=True, inline="always")
-def _insert(score, priority, bid, value, who, rank_score, rank_priority, rank_bid, rank_value, rank_who):
-    """Insert into the ranking (kept sorted, best first, ``S + 1`` long)."""
-    last = rank_score.shape[0] - 1
-    if score < rank_score[last] or (score == rank_score[last] and priority <= rank_priority[last]):
-        return
-    i = last
-    while i > 0 and (score > rank_score[i - 1] or (score == rank_score[i - 1] and priority > rank_priority[i - 1])):
-        rank_score[i] = rank_score[i - 1]
-        rank_priority[i] = rank_priority[i - 1]
-        rank_bid[i] = rank_bid[i - 1]
-        rank_value[i] = rank_value[i - 1]
-        rank_who[i] = rank_who[i - 1]
-        i -= 1
-    rank_score[i] = score
-    rank_priority[i] = priority
-    rank_bid[i] = bid
-    rank_value[i] = value
-    rank_who[i] = who
-
-
-@njit(cache=True, inline="always")
-def _insert_possible(score, worth, top_score, top_worth):
-    """Keep the ``S`` best ``score = q * value_scale * v`` (with ``worth = value_scale * v``), best first.
-
-    A new entry goes after every entry at least as good and the rest move down one place.
-    Branchless (selects, no jumps): about two thirds of a small auction's bidders enter
-    the top S at some point, so a branch per bid would be mispredicted often.
-    """
-    moving = False
-    for i in range(top_score.shape[0]):
-        take = moving | (score > top_score[i])
-        moving = take
-        held_score, held_worth = top_score[i], top_worth[i]
-        top_score[i] = score if take else held_score
-        top_worth[i] = worth if take else held_worth
-        score = held_score if take else score
-        worth = held_worth if take else worth
-
-
-@njit(cache=True, inline="always")
-def _insert_ranked(score, bid, value, agent, rank_score, rank_bid, rank_value, rank_who):
-    """Insert a bid into the ranking (best first, ``S + 1`` long) after every entry scoring at least as much.
-
-    Bids come in participant-slot order, so among equal scores the lower slot ranks first;
-    a score of 0 (no bid, or below the reserve) never enters. Branchless, as ``_insert_possible``.
-    """
-    moving = False
-    for i in range(rank_score.shape[0]):
-        take = moving | (score > rank_score[i])
-        moving = take
-        held_score, held_bid, held_value, held_who = rank_score[i], rank_bid[i], rank_value[i], rank_who[i]
-        rank_score[i] = score if take else held_score
-        rank_bid[i] = bid if take else held_bid
-        rank_value[i] = value if take else held_value
-        rank_who[i] = agent if take else held_who
-        score = held_score if take else score
-        bid = held_bid if take else bid
-        value = held_value if take else value
-        agent = held_who if take else agent
-
-
-@njit(cache=True, inline="always")
-def _possible_welfare(ctrs, top_score, top_worth):
-    """The expected welfare of the efficient slot assignment; resets the top-S arrays."""
-    total = 0.0
-    for s in range(ctrs.shape[0]):
-        total += min(top_worth[s], top_score[s] * ctrs[s])  # = min(1, q * ctr) * value_scale * v
-        top_score[s] = 0.0
-        top_worth[s] = 0.0
-    return total
-
-
-@njit(cache=True, inline="always")
-def _reset(rank_score, rank_priority, rank_bid, rank_value, rank_who):
-    for i in range(rank_score.shape[0]):
-        rank_score[i] = 0.0
-        rank_priority[i] = -(1 << 62)
-        rank_bid[i] = 0.0
-        rank_value[i] = 0.0
-        rank_who[i] = -1
 
 
 @njit(cache=True, inline="always")
@@ -273,15 +191,15 @@ def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count,
                 true_q[j] = quality
                 predicted_q[j] = predicted
             score = bid * predicted if (bid > 0.0) & (bid >= reserve) else 0.0
-            _insert_ranked(score, bid, v, agent, rank_score, rank_bid, rank_value, rank_who)
+            insert_ranked(score, bid, v, agent, rank_score, rank_bid, rank_value, rank_who)
             worth = bid_state[agent, SCALE] * v
-            _insert_possible(quality * worth, worth, top_score, top_worth)
+            insert_possible(quality * worth, worth, top_score, top_worth)
         if capped is not None and top_capped(ctrs, top_score, top_worth):
-            _possible_welfare(ctrs, top_score, top_worth)  # resets the top S
+            possible_welfare(ctrs, top_score, top_worth)  # resets the top S
             efficient[r] = efficient_capped(ctrs, who[offset:offset + bidders], values, bidders, bid_state,
                                             QUALITY, SCALE, capped)
         else:
-            efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
+            efficient[r] = possible_welfare(ctrs, top_score, top_worth)
         if ctr_context is not None:
             ranked_qualities(who, offset, bidders, rank_who, true_q, predicted_q, rank_q[0], rank_q[1])
             _settle_ranked(rule, ctrs, key, r, reserve, who[offset:offset + bidders], bids, values, priority,
@@ -340,7 +258,7 @@ def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ran
     fixed = np.empty(slots)
     for r in range(n_auctions):
         key = auction_key(key_of_round, first_auction + r)
-        _reset(rank_score, rank_priority, rank_bid, rank_value, rank_who)
+        reset(rank_score, rank_priority, rank_bid, rank_value, rank_who)
         j = 0
         for q in range(ranges.shape[0]):
             p = ranges[q, 2]
@@ -348,10 +266,10 @@ def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ran
                 v = draw_value(key, agent, p, value_tables)
                 bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
                 worth = bid_state[agent, SCALE] * v
-                _insert_possible(bid_state[agent, QUALITY] * worth, worth, top_score, top_worth)
+                insert_possible(bid_state[agent, QUALITY] * worth, worth, top_score, top_worth)
                 if bid > 0.0 and bid >= reserve:
                     priority = np.int64(draw_u64(key, STREAM_TIE, agent) >> np.uint64(2))
-                    _insert(bid * bid_state[agent, QUALITY], priority, bid, v, agent,
+                    insert(bid * bid_state[agent, QUALITY], priority, bid, v, agent,
                             rank_score, rank_priority, rank_bid, rank_value, rank_who)
                     if capped is not None:
                         priorities[j] = priority
@@ -359,10 +277,10 @@ def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ran
                     agents[j], bids[j], values[j] = agent, bid, v
                     j += 1
         if capped is not None and top_capped(ctrs, top_score, top_worth):
-            _possible_welfare(ctrs, top_score, top_worth)  # resets the top S
+            possible_welfare(ctrs, top_score, top_worth)  # resets the top S
             efficient[r] = efficient_capped(ctrs, agents, values, everyone, bid_state, QUALITY, SCALE, capped)
         else:
-            efficient[r] = _possible_welfare(ctrs, top_score, top_worth)
+            efficient[r] = possible_welfare(ctrs, top_score, top_worth)
         _settle_ranked(rule, ctrs, key, r, reserve, agents, bids, values, priorities, everyone, bid_state, cap,
                        personal, rank_score, rank_bid, rank_value, rank_who, fixed, winner, price, bid_out, next_bid,
                        value_out, clicks, vcg, soft_floor, capped, None)

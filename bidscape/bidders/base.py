@@ -60,7 +60,11 @@ class PopulationView:
 
 @dataclass(frozen=True)
 class RoundFeedback:
-    """What each agent of the population got in one round."""
+    """What each agent of the population got in one round.
+
+    Every array is a read-only view of the engine's state for this round, reused by the next one:
+    copy what a strategy keeps past ``observe``.
+    """
 
     round: int
     spend: np.ndarray

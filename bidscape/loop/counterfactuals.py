@@ -39,7 +39,10 @@ class Counterfactuals:
     stride: Optional[tuple[np.ndarray, np.ndarray]] = None
 
     @classmethod
-    def for_round(cls, sim: "Simulation") -> Optional["Counterfactuals"]:
+    def for_round(cls, sim: "Simulation", previous: Optional["Counterfactuals"] = None) -> Optional["Counterfactuals"]:
+        """This round's counterfactuals, or None; ``previous`` (last round's) lends its utility array when
+        the shape is unchanged, zeroed: a fresh one per round costs a page fault per 4 KB inside the replay
+        (feedback arrays are views of this round's state, as ``RoundFeedback`` says)."""
         wanted = {p: g for p, s in enumerate(sim.strategies) if (g := s.counterfactual_grid()) is not None}
         if not wanted:
             return None
@@ -72,7 +75,13 @@ class Counterfactuals:
             rows[p] = slice(next_row, next_row + size)
             next_row += size
         stride = (per_agent, first_row) if np.any(per_agent > 1) else None
-        return cls(grid_of, row_base, rows, arms, grids, np.zeros((next_row, width + 1)), stride)
+        shape = (next_row, width + 1)
+        if previous is not None and previous.utility.shape == shape:
+            utility = previous.utility
+            utility.fill(0.0)
+        else:
+            utility = np.zeros(shape)
+        return cls(grid_of, row_base, rows, arms, grids, utility, stride)
 
     def replay(self, play: "ChannelPlay", out: Outcomes, first: int, n: int) -> None:
         if not play.mechanism.capabilities.replayable or not np.any(self.grid_of[play.market.ranges[:, 2]] >= 0):

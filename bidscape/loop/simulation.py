@@ -124,7 +124,7 @@ class Simulation:
             strategy.decide(r)
             self._check_multipliers(p)
         self.state.begin_round()
-        self._counterfactuals = Counterfactuals.for_round(self)
+        self._counterfactuals = Counterfactuals.for_round(self, self._counterfactuals)
 
         key = np.uint64(round_key(self.run_key, r))
         rate = self.settings.run.auction_sample_rate if recorder is not None else 0.0

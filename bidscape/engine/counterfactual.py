@@ -56,10 +56,10 @@ def _add(rule, all_pay, agent, row, grids, g, arms, peak, value, competing, bid_
         utility[row, k] += (value - price) if wins else lost
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state,
                            value_tables, marked, winner, top_bid, second_bid, outcome_state, row_base, grid_of,
-                           grids, arms, peaks, utility, participation, personal, context, stride):
+                           grids, arms, peaks, utility, participation, personal, context, stride, lo, hi):
     """Replay a batch of sampled-bidder auctions for the agents of learning populations.
 
     Agent ``a`` of population ``p`` with ``grid_of[p] = g >= 0`` adds to row
@@ -72,6 +72,10 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
     ``stride = (per_agent, first_row)`` (None: compiled out) gives learners one set of arms per
     segment: population ``p`` with ``per_agent[p] = S > 1`` has ``S`` rows per agent from row
     ``first_row[p]`` on, and an auction of segment ``s`` adds to the agent's ``s``-th.
+
+    Only agents ``lo <= a < hi`` are replayed: two threads can share a batch by agents (each
+    draws every auction, and ``marked`` must be its own), and each row still adds its
+    auctions in arrival order, so the result does not depend on the split.
     """
     n_eligible = eligible_agents(ranges)
     who = np.empty(BLOCK * bidders, np.int64)
@@ -83,12 +87,13 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
         draw_block(key_of_round, first_auction + start, count, bidders, n_eligible, ranges, value_tables, bid_state,
                    marked, who, population, drawn, False, context)
         for i in range(min(LOOKAHEAD * bidders, count * bidders)):
-            _prefetch_learner(i, who, population, grid_of, row_base, bid_state, utility, last)
+            _prefetch_learner(i, who, population, grid_of, row_base, bid_state, utility, last, lo, hi)
         for b in range(count):
             ahead = (b + LOOKAHEAD) * bidders
             if ahead < count * bidders:
                 for j in range(bidders):
-                    _prefetch_learner(ahead + j, who, population, grid_of, row_base, bid_state, utility, last)
+                    _prefetch_learner(ahead + j, who, population, grid_of, row_base, bid_state, utility, last, lo,
+                                      hi)
             r = start + b
             key = auction_key(key_of_round, first_auction + r)
             for j in range(bidders):
@@ -98,6 +103,8 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
                 if g < 0:
                     continue
                 agent = who[i]
+                if agent < lo or agent >= hi:
+                    continue
                 if participation is not None and not takes_part(key, agent, participation):
                     continue
                 value = bid_state[agent, SCALE] * drawn[i]
@@ -119,11 +126,11 @@ def _row(row, stride, p, context, r):
 
 
 @njit(cache=True, inline="always")
-def _prefetch_learner(i, who, population, grid_of, row_base, bid_state, utility, last):
-    """Bring in the rows slot ``i`` of the block will touch, if its agent learns."""
+def _prefetch_learner(i, who, population, grid_of, row_base, bid_state, utility, last, lo, hi):
+    """Bring in the rows slot ``i`` of the block will touch, if its agent learns (and is in ``lo .. hi - 1``)."""
     p = population[i]
-    if grid_of[p] >= 0:
-        agent = who[i]
+    agent = who[i]
+    if grid_of[p] >= 0 and agent >= lo and agent < hi:
         prefetch_row(bid_state, agent)
         prefetch_row(utility, agent - row_base[p])
         prefetch_item(utility, agent - row_base[p], last)

@@ -67,6 +67,15 @@ class Pipeline:
                 if ahead is not None:
                     ahead.result()  # the buffers are reused: never leave a draw running
 
+    def beside(self, there: Callable[[], None], here: Callable[[], None]) -> None:
+        """Run ``there`` on the drawing thread while ``here`` runs on this one (two halves of one job,
+        such as the counterfactual replay split by agents); return when both are done."""
+        future = self._drawing_thread().submit(there)
+        try:
+            here()
+        finally:
+            future.result()
+
     def close(self) -> None:
         if self._pool is not None and self._pid == os.getpid():
             self._pool.shutdown(wait=True)

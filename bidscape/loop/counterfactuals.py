@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 
 from bidscape.engine import counterfactual
+from bidscape.engine.draws import SCAN_DEDUP_MAX
 from bidscape.mechanisms import MECHANISMS, Outcomes
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class Counterfactuals:
     # (per_agent int64[P], first_row int64[P]): rows per agent (S for learners with one arm set per
     # segment, ``Strategy.uses_segments``) and each population's first row; None when all have one
     stride: Optional[tuple[np.ndarray, np.ndarray]] = None
+    split: int = 0  # with two threads, one replays the learners below this agent, the other the rest
 
     @classmethod
     def for_round(cls, sim: "Simulation", previous: Optional["Counterfactuals"] = None) -> Optional["Counterfactuals"]:
@@ -81,7 +83,7 @@ class Counterfactuals:
             utility.fill(0.0)
         else:
             utility = np.zeros(shape)
-        return cls(grid_of, row_base, rows, arms, grids, utility, stride)
+        return cls(grid_of, row_base, rows, arms, grids, utility, stride, _middle_learner(sim, wanted))
 
     def replay(self, play: "ChannelPlay", out: Outcomes, first: int, n: int) -> None:
         if not play.mechanism.capabilities.replayable or not np.any(self.grid_of[play.market.ranges[:, 2]] >= 0):
@@ -95,10 +97,19 @@ class Counterfactuals:
         if bidders == "all":
             counterfactual.counterfactual_all(rule, play.mechanism.all_pay, play.key, first, n, m.ranges,
                                               m.bid_state, m.value_tables, *common)
-        else:
+            return
+
+        def agents(lo: int, hi: int, marked: np.ndarray) -> None:
             counterfactual.counterfactual_sampled(rule, play.mechanism.all_pay, play.key, first, n, bidders,
-                                                  m.ranges, m.bid_state, m.value_tables, m.marked, *common, m.context,
-                                                  self.stride)
+                                                  m.ranges, m.bid_state, m.value_tables, marked, *common, m.context,
+                                                  self.stride, lo, hi)
+
+        end = m.bid_state.shape[0]
+        if m.pipeline is None:
+            agents(0, end, m.marked)
+        else:  # two threads, each replaying half of the learners (draws above SCAN_DEDUP_MAX bidders mark agents)
+            marked = np.zeros_like(m.marked) if bidders > SCAN_DEDUP_MAX else m.marked
+            m.pipeline.beside(lambda: agents(self.split, end, marked), lambda: agents(0, self.split, m.marked))
 
     def of(self, p: int) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
         if p not in self.rows:
@@ -106,3 +117,13 @@ class Counterfactuals:
         g = self.grid_of[p]
         return self.utility[self.rows[p], :self.arms[g]], self.utility[self.rows[p], -1]
 
+
+def _middle_learner(sim: "Simulation", populations) -> int:
+    """The agent with half of the learning populations' agents below it."""
+    spans = sorted((sim.state.population_slice(p).start, sim.state.population_slice(p).stop) for p in populations)
+    half = sum(stop - start for start, stop in spans) // 2
+    for start, stop in spans:
+        if half < stop - start:
+            return start + half
+        half -= stop - start
+    return spans[-1][1]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from bidscape.engine.draws import BLOCK, LOOKAHEAD, draw_block, draw_value, eligible_agents
+from bidscape.engine.draws import BLOCK, draw_auctions, draw_value
 from bidscape.engine.kernel import REMAINING, RULE_RESERVE, SCALE, floored_price, price_floor, takes_part
 from bidscape.engine.prefetch import prefetch_item, prefetch_row
 from bidscape.engine.rng import auction_key
@@ -65,9 +65,9 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
     Agent ``a`` of population ``p`` with ``grid_of[p] = g >= 0`` adds to row
     ``a - row_base[p]`` of ``utility`` (``float64[rows, K + 1]``) the counterfactual utility
     of ``grids[g, :arms[g]]`` (whose largest is ``peaks[g]``), and 1 to its last column (auctions
-    it took part in). Participants
-    and values are drawn block by block as the clearing kernel drew them (``draw_block``,
-    impressions ``context`` included).
+    it took part in). Participants and values are drawn block by block as the clearing kernel
+    drew them (``draws.draw_auctions``, impressions ``context`` included), and the rows a block
+    touches are prefetched before it is replayed.
 
     ``stride = (per_agent, first_row)`` (None: compiled out) gives learners one set of arms per
     segment: population ``p`` with ``per_agent[p] = S > 1`` has ``S`` rows per agent from row
@@ -77,38 +77,30 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
     draws every auction, and ``marked`` must be its own), and each row still adds its
     auctions in arrival order, so the result does not depend on the split.
     """
-    n_eligible = eligible_agents(ranges)
     who = np.empty(BLOCK * bidders, np.int64)
     population = np.empty(BLOCK * bidders, np.int64)
     drawn = np.empty(BLOCK * bidders)
-    last = utility.shape[1] - 1
     for start in range(0, n_auctions, BLOCK):
         count = min(BLOCK, n_auctions - start)
-        draw_block(key_of_round, first_auction + start, count, bidders, n_eligible, ranges, value_tables, bid_state,
-                   marked, who, population, drawn, False, context)
-        for i in range(min(LOOKAHEAD * bidders, count * bidders)):
-            _prefetch_learner(i, who, population, grid_of, row_base, bid_state, utility, last, lo, hi)
+        draw_auctions(key_of_round, first_auction + start, count, bidders, ranges, value_tables, bid_state, marked,
+                      who, population, drawn, True, context)  # prefetches the bid rows
+        _prefetch_rows(first_auction + start, count * bidders, bidders, who, population, grid_of, row_base, utility,
+                       stride, context, lo, hi)
         for b in range(count):
-            ahead = (b + LOOKAHEAD) * bidders
-            if ahead < count * bidders:
-                for j in range(bidders):
-                    _prefetch_learner(ahead + j, who, population, grid_of, row_base, bid_state, utility, last, lo,
-                                      hi)
             r = start + b
-            key = auction_key(key_of_round, first_auction + r)
+            held, top, second = winner[r], top_bid[r], second_bid[r]
             for j in range(bidders):
                 i = b * bidders + j
                 p = population[i]
                 g = grid_of[p]
-                if g < 0:
-                    continue
                 agent = who[i]
-                if agent < lo or agent >= hi:
+                if g < 0 or agent < lo or agent >= hi:
                     continue
-                if participation is not None and not takes_part(key, agent, participation):
+                if participation is not None and not takes_part(auction_key(key_of_round, first_auction + r), agent,
+                                                                participation):
                     continue
                 value = bid_state[agent, SCALE] * drawn[i]
-                competing = second_bid[r] if winner[r] == agent else top_bid[r]
+                competing = second if held == agent else top
                 row = _row(agent - row_base[p], stride, p, context, first_auction + r)
                 _add(rule, all_pay, agent, row, grids, g, arms[g], peaks[g], value, competing, bid_state, personal,
                      utility)
@@ -126,14 +118,17 @@ def _row(row, stride, p, context, r):
 
 
 @njit(cache=True, inline="always")
-def _prefetch_learner(i, who, population, grid_of, row_base, bid_state, utility, last, lo, hi):
-    """Bring in the rows slot ``i`` of the block will touch, if its agent learns (and is in ``lo .. hi - 1``)."""
-    p = population[i]
-    agent = who[i]
-    if grid_of[p] >= 0 and agent >= lo and agent < hi:
-        prefetch_row(bid_state, agent)
-        prefetch_row(utility, agent - row_base[p])
-        prefetch_item(utility, agent - row_base[p], last)
+def _prefetch_rows(first, slots, bidders, who, population, grid_of, row_base, utility, stride, context, lo, hi):
+    """Prefetch the utility rows a freshly drawn block will touch (their first and last columns), in one
+    pass: a prefetch per participation inside the replay loop cost about as much as it saved."""
+    last = utility.shape[1] - 1
+    for i in range(slots):
+        p = population[i]
+        agent = who[i]
+        if grid_of[p] >= 0 and agent >= lo and agent < hi:
+            row = _row(agent - row_base[p], stride, p, context, first + i // bidders)
+            prefetch_row(utility, row)
+            prefetch_item(utility, row, last)
 
 
 @njit(cache=True)

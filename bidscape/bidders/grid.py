@@ -184,16 +184,11 @@ class GridLearner(Strategy):
             utility = feedback.value - feedback.spend
         else:  # row i * S + s: agent i in segment s
             utility = (feedback.segment_value - feedback.segment_spend).T.ravel()
-        rows = np.arange(utility.size)
-        self.plays[rows, self.arm] += 1.0
-        self.total[rows, self.arm] += utility
-        self.cumulative_utility += utility
-        np.minimum(self.low, utility, out=self.low)
-        np.maximum(self.high, utility, out=self.high)
+        count_round(self.arm, utility, self.plays, self.total, self.cumulative_utility, self.low, self.high)
         if feedback.counterfactual is not None:
             if self.cumulative_counterfactual is None:
                 self.cumulative_counterfactual = np.zeros_like(self.total)
-            self.cumulative_counterfactual += feedback.counterfactual
+            add_rows(self.cumulative_counterfactual, feedback.counterfactual)
         self.t += 1
         self.learn(feedback, utility)
 
@@ -250,6 +245,28 @@ def lower_rate(rate: np.ndarray, eta: float, scale: np.ndarray) -> None:
     """``rate = min(rate, eta / scale)`` in place: the regret bounds of exponential weights with
     a time-varying rate need it never to increase (a zero scale leaves the rate as it is)."""
     np.minimum(rate, eta / np.maximum(scale, eta / MAX_RATE), out=rate)
+
+
+@njit(cache=True)
+def count_round(arm, utility, plays, total, cumulative_utility, low, high):
+    """Count row ``i``'s round: arm ``arm[i]`` played once more for ``utility[i]``, which also goes into
+    the row's cumulative utility and its range ``[low, high]`` (one pass; numpy's fancy indexing took
+    about 100 ms a round at 1e6 rows)."""
+    for i in range(arm.shape[0]):
+        u = utility[i]
+        plays[i, arm[i]] += 1.0
+        total[i, arm[i]] += u
+        cumulative_utility[i] += u
+        low[i] = min(low[i], u)
+        high[i] = max(high[i], u)
+
+
+@njit(cache=True)
+def add_rows(total, rows):
+    """``total += rows`` for a ``rows`` that may be a strided view (the engine's counterfactuals are)."""
+    for i in range(total.shape[0]):
+        for k in range(total.shape[1]):
+            total[i, k] += rows[i, k]
 
 
 @njit(cache=True)

@@ -23,6 +23,7 @@ learner of choice among other learners (adversarial feedback).
 from typing import Optional
 
 import numpy as np
+from numba import njit
 from pydantic import Field
 
 from bidscape.bidders.grid import FLOOR, MAX_RATE, AnytimeRate, GridParams, lower_rate, sample_from_logits
@@ -65,7 +66,13 @@ class Exp3(AnytimeRate):
                                   self.probabilities)
 
     def learn(self, feedback, utility) -> None:
-        rows = np.arange(utility.size)
         loss = 1.0 - self.unit_reward(utility)
         self.loss_total += loss
-        self.estimate[rows, self.arm] -= loss / self.probabilities[rows, self.arm]
+        _importance_weighted(self.estimate, self.probabilities, self.arm, loss)
+
+
+@njit(cache=True)
+def _importance_weighted(estimate, probabilities, arm, loss):
+    """``estimate[i, arm[i]] -= loss[i] / probabilities[i, arm[i]]`` per row, in one pass."""
+    for i in range(arm.shape[0]):
+        estimate[i, arm[i]] -= loss[i] / probabilities[i, arm[i]]

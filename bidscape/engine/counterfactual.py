@@ -8,8 +8,8 @@ competing bid is read off the cleared auction: the second bid if the agent won, 
 bid otherwise (when the auction went unsold both are below the reserve, and either gives
 the same price). Its counterfactual bid wins when it is above that bid and at least the
 reserve and its own reserve, and pays the price the kernel would charge (``kernel.single_price``,
-the one rule both use: first or second price, reserves, soft floors; all-pay bidders pay their
-bid win or lose).
+the one rule both use, here in its two halves ``price_floor`` and ``floored_price``: first or
+second price, reserves, soft floors; all-pay bidders pay their bid win or lose).
 
 Approximations, stated: a counterfactual bid is capped by the budget left at the end
 of the batch rather than at the auction's time, and ties count as losses. Mechanisms

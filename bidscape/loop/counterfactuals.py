@@ -39,6 +39,7 @@ class Counterfactuals:
     # segment, ``Strategy.uses_segments``) and each population's first row; None when all have one
     stride: Optional[tuple[np.ndarray, np.ndarray]] = None
     split: int = 0  # with two threads, one replays the learners below this agent, the other the rest
+    marks: Optional[np.ndarray] = None  # the second thread's dedup marks (more than SCAN_DEDUP_MAX bidders)
 
     @classmethod
     def for_round(cls, sim: "Simulation", previous: Optional["Counterfactuals"] = None) -> Optional["Counterfactuals"]:
@@ -108,7 +109,11 @@ class Counterfactuals:
         if m.pipeline is None:
             agents(0, end, m.marked)
         else:  # two threads, each replaying half of the learners (draws above SCAN_DEDUP_MAX bidders mark agents)
-            marked = np.zeros_like(m.marked) if bidders > SCAN_DEDUP_MAX else m.marked
+            marked = m.marked
+            if bidders > SCAN_DEDUP_MAX:  # the draws mark agents there: the second thread needs its own
+                if self.marks is None or self.marks.shape != m.marked.shape:
+                    self.marks = np.zeros_like(m.marked)
+                marked = self.marks
             m.pipeline.beside(lambda: agents(self.split, end, marked), lambda: agents(0, self.split, m.marked))
 
     def of(self, p: int) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:

@@ -5,7 +5,7 @@ entry that scores at least as much, branchless (selects, not jumps): about two t
 small auction's bidders enter the top S at some point, so a branch per bid would be
 mispredicted often. When every agent bids (``insert``, ties broken by hashed priority) most
 bids do not enter, and an early return is cheaper. Tried and measured slower: rankings of
-S <= 4 as tuples held in registers (2x slower here: every bid rebuilds each tuple with selects).
+S <= 4 as tuples held in registers (about 1.6x slower here: every bid rebuilds each tuple with selects).
 """
 
 from __future__ import annotations

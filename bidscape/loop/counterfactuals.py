@@ -34,6 +34,7 @@ class Counterfactuals:
     rows: dict[int, slice]  # population -> its rows
     arms: np.ndarray  # int64[G]
     grids: np.ndarray  # float64[G, K]
+    peaks: np.ndarray  # float64[G]: each grid's largest multiplier (a bid that loses with it loses with all)
     utility: np.ndarray  # float64[rows, K + 1]: utility per arm, then auctions taken part in
     # (per_agent int64[P], first_row int64[P]): rows per agent (S for learners with one arm set per
     # segment, ``Strategy.uses_segments``) and each population's first row; None when all have one
@@ -84,16 +85,16 @@ class Counterfactuals:
             utility.fill(0.0)
         else:
             utility = np.zeros(shape)
-        return cls(grid_of, row_base, rows, arms, grids, utility, stride, _middle_learner(sim, wanted))
+        return cls(grid_of, row_base, rows, arms, grids, grids.max(axis=1), utility, stride,
+                   _middle_learner(sim, wanted))
 
     def replay(self, play: "ChannelPlay", out: Outcomes, first: int, n: int) -> None:
         if not play.mechanism.capabilities.replayable or not np.any(self.grid_of[play.market.ranges[:, 2]] >= 0):
             return
         m = play.market
         rule = play.mechanism.rule(play.settings)
-        common = (out.winner[:n, 0], out.bid[:n, 0], out.next_bid[:n, 0], m.outcome_state, self.row_base,
-                  self.grid_of, self.grids, self.arms, self.grids.max(axis=1), self.utility, m.participation,
-                  m.reserve)
+        common = (out.winner[:n, 0], out.bid[:n, 0], out.next_bid[:n, 0], self.row_base, self.grid_of, self.grids,
+                  self.arms, self.peaks, self.utility, m.participation, m.reserve)
         bidders = play.channel.bidders_per_auction
         if bidders == "all":
             counterfactual.counterfactual_all(rule, play.mechanism.all_pay, play.key, first, n, m.ranges,

@@ -6,7 +6,9 @@ import polars as pl
 
 import bidscape
 from bidscape import Scenario
+from bidscape.bidders import STRATEGIES
 from bidscape.engine.kernel import MULTIPLIER, OUTCOME_COLUMNS
+from bidscape.engine.modifiers import NO_MODIFIERS, BidModifiers, Modifier, coordinate, modified_bid, own_reserve
 from bidscape.loop.simulation import Simulation
 
 UNIFORM = {"dist": "uniform", "low": 0.0, "high": 1.0}
@@ -55,3 +57,37 @@ def test_no_clicks_column_without_position_auctions_until_an_event_adds_one(tmp_
 def test_position_auctions_have_the_clicks_column_from_the_start():
     sim = Simulation(Scenario.from_dict(market("gsp")), threads=1)
     assert sim.state.channel_outcomes.shape[2] == OUTCOME_COLUMNS
+
+
+def test_bid_modifiers_exist_only_where_a_scenario_uses_them():
+    """Every per-auction bid modifier travels in one structure; a market that uses none passes an
+    all-None structure, which the kernels compile to the plain bid (the golden test holds the bytes)."""
+    plain = Simulation(Scenario.from_dict(market()), threads=1)
+    assert plain.state.kernel_market(0).modifiers == NO_MODIFIERS
+
+    raw = market()
+    raw["populations"][0]["budget"] = {"dist": "uniform", "low": 5.0, "high": 10.0}
+    raw["populations"] += [{"name": "t", "size": 100, "strategy": "throttling", "values": UNIFORM,
+                            "budget": {"dist": "constant", "value": 5.0}, "reserve": UNIFORM}]
+    throttled = Simulation(Scenario.from_dict(raw), threads=1)
+    mods = throttled.state.kernel_market(0).modifiers
+    assert mods.participation is throttled.state.participation and mods.personal is throttled.state.reserve
+    assert mods.cap is None and mods.group is None and mods.segments is None
+    assert Modifier.PARTICIPATION in STRATEGIES.get("throttling").modifiers
+    assert throttled.strategies[1].agents.participation is not None
+    assert mods.replayed() == BidModifiers(personal=mods.personal, participation=mods.participation)
+
+
+def test_bid_modifiers_apply_in_order_cap_then_personal_reserve_then_throttle():
+    cap, personal, participation = np.array([0.5, 2.0]), np.array([0.6, 0.0]), np.array([1.0, 0.0])
+    key = np.uint64(12345)
+    assert modified_bid(NO_MODIFIERS, 0, 1.0, key) == 1.0
+    assert modified_bid(BidModifiers(cap=cap), 0, 1.0, key) == 0.5  # the channel budget bounds the bid
+    assert modified_bid(BidModifiers(personal=personal), 0, 1.0, key) == 1.0
+    assert modified_bid(BidModifiers(cap=cap, personal=personal), 0, 1.0, key) == 0.0  # 0.5 < reserve 0.6
+    assert modified_bid(BidModifiers(participation=participation), 0, 1.0, key) == 1.0  # p = 1: always in
+    assert modified_bid(BidModifiers(participation=participation), 1, 1.0, key) == 0.0  # p = 0: never
+    assert own_reserve(BidModifiers(personal=personal), 0) == 0.6 and own_reserve(NO_MODIFIERS, 0) == 0.0
+    bids = np.array([0.3, 0.9, 0.9, 0.4])
+    coordinate(BidModifiers(group=np.array([0, 0, 0, -1])), np.arange(4), 0, 4, bids)
+    np.testing.assert_array_equal(bids, [0.0, 0.9, 0.0, 0.4])  # the group's highest, earliest among ties

@@ -44,7 +44,7 @@ from pydantic import Field
 
 from bidscape import limits
 from bidscape.bidders.adaptive_pacing import AdaptivePacing, AdaptivePacingParams
-from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
+from bidscape.bidders.base import Modifier, PopulationView, RoundFeedback, Strategy
 from bidscape.errors import Problem
 
 
@@ -69,7 +69,7 @@ class Agency(Strategy):
     summary = ("agencies of clients_per_agency clients; only each agency's best client bids in an auction "
                '(pacing = "dual": clients paced jointly)')
     Params = AgencyParams
-    uses_groups = True
+    modifiers = frozenset({Modifier.GROUPS})
 
     def __init__(self, params: AgencyParams, agents: PopulationView, rng: np.random.Generator):
         super().__init__(params, agents, rng)

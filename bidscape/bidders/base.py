@@ -19,6 +19,8 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from bidscape.engine.modifiers import Modifier
+
 
 class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -36,14 +38,15 @@ class PopulationView:
     multiplier: np.ndarray  # written by ``decide``
     first_agent: int = 0  # global index of the population's first agent
     channel_names: tuple[str, ...] = ("main",)
-    # Written by strategies that declare ``uses_participation``: each agent takes part in
-    # each auction it is drawn for with this probability (throttling); else None.
+    # The per-auction bid modifiers (``bidscape.engine.modifiers``) a strategy declares in
+    # ``Strategy.modifiers``, None unless some population's strategy does:
+    # Modifier.PARTICIPATION, written each round: each agent takes part in each auction it is
+    # drawn for with this probability (throttling).
     participation: Optional[np.ndarray] = None
-    # Written by strategies that declare ``uses_channel_caps``: per channel, what each agent
-    # may still spend there (inf = no cap); else None.
+    # Modifier.CHANNEL_CAPS: per channel, what each agent may still spend there (inf = no cap).
     channel_caps: Optional[tuple[np.ndarray, ...]] = None
-    # Set by strategies that declare ``uses_groups``: agents with the same group >= 0 never
-    # bid against each other (only the highest bid of a group in an auction counts).
+    # Modifier.GROUPS, set in ``__init__``: agents with the same group >= 0 never bid against
+    # each other (only the highest bid of a group in an auction counts).
     group: Optional[np.ndarray] = None
     # For strategies that declare ``uses_segments`` in a market with ``[traffic]``: float64[n, S],
     # each agent's bid multiplier per segment (on top of ``multiplier``; 1 = as the value), in the
@@ -98,9 +101,9 @@ class Strategy:
     summary: ClassVar[str]
     Params: ClassVar[type[BaseModel]] = NoParams
     needs_budget: ClassVar[bool] = False
-    uses_participation: ClassVar[bool] = False  # writes ``agents.participation`` (throttling)
-    uses_channel_caps: ClassVar[bool] = False  # writes ``agents.channel_caps``
-    uses_groups: ClassVar[bool] = False  # sets ``agents.group`` in ``__init__``
+    # The per-auction bid modifiers the strategy writes (``Modifier``): the market allocates their
+    # arrays (``PopulationView``) and the kernels apply them, only when some strategy declares them.
+    modifiers: ClassVar[frozenset[Modifier]] = frozenset()
     # Extra Arrow tables this strategy writes into the run folder with ``emit`` (name -> schema).
     # Strategies that share a table name must declare the same schema.
     tables: ClassVar[dict[str, pa.Schema]] = {}

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from bidscape import limits
-from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
+from bidscape.bidders.base import Modifier, PopulationView, RoundFeedback, Strategy
 from bidscape.errors import Problem
 
 
@@ -44,7 +44,7 @@ class MultiChannel(Strategy):
     summary = "splits budget/rounds-left across channels, shares learned from value per spend (bandit feedback)"
     Params = MultiChannelParams
     needs_budget = True
-    uses_channel_caps = True
+    modifiers = frozenset({Modifier.CHANNEL_CAPS})
 
     def __init__(self, params: MultiChannelParams, agents: PopulationView, rng: np.random.Generator):
         super().__init__(params, agents, rng)

@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from bidscape import limits
-from bidscape.bidders.base import PopulationView, RoundFeedback, Strategy
+from bidscape.bidders.base import Modifier, PopulationView, RoundFeedback, Strategy
 
 
 class ThrottlingParams(BaseModel):
@@ -40,7 +40,7 @@ class Throttling(Strategy):
     summary = "take part in each auction with probability p; p paces spend to budget left / rounds left"
     Params = ThrottlingParams
     needs_budget = True
-    uses_participation = True
+    modifiers = frozenset({Modifier.PARTICIPATION})
 
     def __init__(self, params: ThrottlingParams, agents: PopulationView, rng: np.random.Generator):
         super().__init__(params, agents, rng)

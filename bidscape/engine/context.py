@@ -17,7 +17,8 @@ compiles it out and runs without context pay nothing):
 Strategies that bid differently per segment (``Strategy.uses_segments``: grid learners with
 ``contexts = "segment"``, ``segment_pacing``) add two optional pieces, both ``None`` otherwise:
 
-- ``segment_bids = (segment_of, lo, multiplier)`` for the clearing kernels: agent ``a`` with
+- ``segments = (segment_of, lo, multiplier)``, a bid modifier of the clearing kernels
+  (``bidscape.engine.modifiers.BidModifiers.segments``): agent ``a`` with
   ``0 <= a - lo < len(multiplier)`` bids on its base value times ``multiplier[a - lo, s]`` in
   an auction of segment ``s`` (``bid_value``); its value is unchanged;
 - ``by_agent = (lo, outcomes)`` for ``segment_totals``: the winners' spend, wins and value per

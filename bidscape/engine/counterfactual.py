@@ -23,13 +23,14 @@ import numpy as np
 from numba import njit
 
 from bidscape.engine.draws import BLOCK, draw_auctions, draw_value
-from bidscape.engine.kernel import REMAINING, RULE_RESERVE, SCALE, floored_price, price_floor, takes_part
+from bidscape.engine.kernel import REMAINING, RULE_RESERVE, SCALE, floored_price, price_floor
+from bidscape.engine.modifiers import own_reserve, takes_part, throttled
 from bidscape.engine.prefetch import prefetch_item, prefetch_row
 from bidscape.engine.rng import auction_key
 
 
 @njit(cache=True, inline="always")
-def _add(rule, all_pay, agent, row, grids, g, arms, peak, value, competing, bid_state, personal, utility):
+def _add(rule, all_pay, agent, row, grids, g, arms, peak, value, competing, bid_state, mods, utility):
     """Add one participation's counterfactual utility of every arm to ``utility[row, :arms]``, and 1 to
     its last column (auctions taken part in: in the row, so that no other cache line is touched).
 
@@ -40,11 +41,11 @@ def _add(rule, all_pay, agent, row, grids, g, arms, peak, value, competing, bid_
     when even it loses, the arms are skipped.
     """
     remaining = bid_state[agent, REMAINING]
-    own_reserve = 0.0 if personal is None else personal[agent]
+    personal = own_reserve(mods, agent)
     rule = (rule[0], rule[1], rule[2], rule[3], rule[4])
     reserve = rule[RULE_RESERVE]
-    floor = max(reserve, own_reserve)  # a bid below it does not take part
-    lowest = price_floor(rule, own_reserve)  # the least a winner pays
+    floor = max(reserve, personal)  # a bid below it does not take part
+    lowest = price_floor(rule, personal)  # the least a winner pays
     utility[row, utility.shape[1] - 1] += 1.0
     if not all_pay and not min(peak * value, remaining) > competing:
         return  # no arm wins, and losers pay nothing: every arm would add 0 (most participations)
@@ -59,7 +60,7 @@ def _add(rule, all_pay, agent, row, grids, g, arms, peak, value, competing, bid_
 @njit(cache=True, nogil=True)
 def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state,
                            value_tables, marked, winner, top_bid, second_bid, row_base, grid_of,
-                           grids, arms, peaks, utility, participation, personal, context, stride, lo, hi):
+                           grids, arms, peaks, utility, mods, context, stride, lo, hi):
     """Replay a batch of sampled-bidder auctions for the agents of learning populations.
 
     Agent ``a`` of population ``p`` with ``grid_of[p] = g >= 0`` adds to row
@@ -72,6 +73,9 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
     ``stride = (per_agent, first_row)`` (None: compiled out) gives learners one set of arms per
     segment: population ``p`` with ``per_agent[p] = S > 1`` has ``S`` rows per agent from row
     ``first_row[p]`` on, and an auction of segment ``s`` adds to the agent's ``s``-th.
+
+    ``mods`` are the clearing's bid modifiers (``bidscape.engine.modifiers``): the replay skips the
+    auctions an agent was throttled out of and prices with its personal reserve.
 
     Only agents ``lo <= a < hi`` are replayed: two threads can share a batch by agents (each
     draws every auction, and ``marked`` must be its own), and each row still adds its
@@ -96,14 +100,12 @@ def counterfactual_sampled(rule, all_pay, key_of_round, first_auction, n_auction
                 agent = who[i]
                 if g < 0 or agent < lo or agent >= hi:
                     continue
-                if participation is not None and not takes_part(auction_key(key_of_round, first_auction + r), agent,
-                                                                participation):
+                if throttled(mods) and not takes_part(mods, auction_key(key_of_round, first_auction + r), agent):
                     continue
                 value = bid_state[agent, SCALE] * drawn[i]
                 competing = second if held == agent else top
                 row = _row(agent - row_base[p], stride, p, context, first_auction + r)
-                _add(rule, all_pay, agent, row, grids, g, arms[g], peaks[g], value, competing, bid_state, personal,
-                     utility)
+                _add(rule, all_pay, agent, row, grids, g, arms[g], peaks[g], value, competing, bid_state, mods, utility)
 
 
 @njit(cache=True, inline="always")
@@ -134,7 +136,7 @@ def _prefetch_rows(first, slots, bidders, who, population, grid_of, row_base, ut
 @njit(cache=True)
 def counterfactual_all(rule, all_pay, key_of_round, first_auction, n_auctions, ranges, bid_state, value_tables,
                        winner, top_bid, second_bid, row_base, grid_of, grids, arms, peaks, utility,
-                       participation, personal):
+                       mods):
     """As ``counterfactual_sampled``, for auctions in which every agent of ``ranges`` bids."""
     for r in range(n_auctions):
         key = auction_key(key_of_round, first_auction + r)
@@ -144,9 +146,9 @@ def counterfactual_all(rule, all_pay, key_of_round, first_auction, n_auctions, r
             if g < 0:
                 continue
             for agent in range(ranges[q, 0], ranges[q, 0] + ranges[q, 1]):
-                if participation is not None and not takes_part(key, agent, participation):
+                if not takes_part(mods, key, agent):
                     continue
                 value = bid_state[agent, SCALE] * draw_value(key, agent, p, value_tables)
                 competing = second_bid[r] if winner[r] == agent else top_bid[r]
                 _add(rule, all_pay, agent, agent - row_base[p], grids, g, arms[g], peaks[g], value, competing,
-                     bid_state, personal, utility)
+                     bid_state, mods, utility)

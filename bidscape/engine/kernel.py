@@ -7,15 +7,15 @@ State layout (struct of arrays, one row per agent, agents of all populations con
   line: the hot state of 1e6 agents is 32 MB). Strategies write the multiplier column
   directly (``PopulationView.multiplier`` is a view of it), so the market keeps no
   separate array of multipliers. Quality is read by position auctions only.
-- Everything else is a separate array, passed only when a scenario uses it (``None``
-  otherwise, and numba compiles it out): ``personal`` the agents' personal reserves,
-  ``cap`` a channel's remaining budgets, ``participation`` throttling probabilities,
-  ``group`` coordination groups.
+- Everything that changes a bid auction by auction beyond that row (channel budgets,
+  personal reserves, throttling, coordination groups, per-segment multipliers) comes as one
+  optional structure, ``mods`` (``bidscape.engine.modifiers.BidModifiers``), whose unused
+  fields are ``None`` and compile out.
 - ``outcome_state[A, 4]`` (one per channel): ``[spend, wins, value, clicks]`` of the
   current round, touched only for winners, in a second pass.
 
-A bid is ``min(multiplier * value_scale * v, remaining_budget[, channel_cap])`` (in that
-order of multiplication) where ``v`` is the
+A bid is ``min(multiplier * value_scale * v, remaining_budget)`` (in that order of
+multiplication), then modified (``bid_of``), where ``v`` is the
 bidder's base value for the auction (drawn from its population's quantile table); its
 value is ``value_scale * v``. A bid below the bidder's personal reserve does not take
 part. Auctions are cleared one by one in arrival order, and each payment is charged
@@ -49,10 +49,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from bidscape.engine.context import bid_value
 from bidscape.engine.draws import BLOCK, LOOKAHEAD, draw_auctions, draw_value, eligible_agents
+from bidscape.engine.modifiers import (charge_cap, coordinate, grouped, modified_bid, own_reserve, throttled,
+                                       value_to_bid_on)
 from bidscape.engine.prefetch import prefetch_row
-from bidscape.engine.rng import STREAM_SAMPLE, STREAM_THROTTLE, STREAM_TIE, auction_key, draw_u64, to_unit
+from bidscape.engine.rng import STREAM_SAMPLE, STREAM_TIE, auction_key, draw_u64, to_unit
 
 MULTIPLIER, REMAINING, SCALE, QUALITY = 0, 1, 2, 3
 BID_COLUMNS = 4  # 32 bytes: two rows per cache line
@@ -65,22 +66,11 @@ TOP_W, SECOND_W, THIRD_W, RULE_RESERVE, RULE_SOFT_FLOOR = 0, 1, 2, 3, 4
 
 
 @njit(cache=True, inline="always")
-def takes_part(key_of_auction, agent, participation):
-    """Whether a throttled agent takes part in this auction (probability ``participation[agent]``)."""
-    return to_unit(draw_u64(key_of_auction, STREAM_THROTTLE, agent)) < participation[agent]
-
-
-@njit(cache=True, inline="always")
-def bid_of(agent, v, bid_state, cap, personal, key_of_auction, participation):
-    """The agent's bid for base value ``v``: 0 when below its personal reserve or throttled out."""
+def bid_of(agent, v, bid_state, mods, key_of_auction):
+    """The agent's bid for base value ``v`` (already scaled by its segment multiplier): 0 when below its
+    personal reserve or throttled out (``bidscape.engine.modifiers``)."""
     bid = min(bid_state[agent, MULTIPLIER] * bid_state[agent, SCALE] * v, bid_state[agent, REMAINING])
-    if cap is not None:
-        bid = min(bid, cap[agent])
-    if personal is not None:
-        bid = bid if bid >= personal[agent] else 0.0
-    if participation is not None:
-        bid = bid if takes_part(key_of_auction, agent, participation) else 0.0
-    return bid
+    return modified_bid(mods, agent, bid, key_of_auction)
 
 
 @njit(cache=True, inline="always")
@@ -97,23 +87,9 @@ def _rank_in(j, bid, v, top, second, third, best, best_value, third_bid):
 
 
 @njit(cache=True, inline="always")
-def _coordinate(who, offset, bidders, bids, group):
-    """Within each group, only the highest bid (the earliest slot among ties) stays in the auction."""
-    for j in range(bidders):
-        g = group[who[offset + j]]
-        if g < 0:
-            continue
-        for q in range(bidders):
-            if q != j and group[who[offset + q]] == g and (bids[q] > bids[j] or (bids[q] == bids[j] and q < j)):
-                bids[j] = 0.0
-                break
-
-
-@njit(cache=True, inline="always")
-def charge(agent, amount, bid_state, cap):
+def charge(agent, amount, bid_state, mods):
     bid_state[agent, REMAINING] -= amount
-    if cap is not None:
-        cap[agent] -= amount
+    charge_cap(mods, agent, amount)
 
 
 @njit(cache=True, inline="always")
@@ -142,21 +118,13 @@ def floored_price(rule, top, second, third, floor):
 
 
 @njit(cache=True, inline="always")
-def own_reserve(agent, personal):
-    """The agent's personal reserve (0 when the scenario has none: compiled out)."""
-    if personal is None:
-        return 0.0
-    return personal[agent]
-
-
-@njit(cache=True, inline="always")
-def _settle(rule, r, agent, top, second, third, winner_base_value, bid_state, cap, personal,
+def _settle(rule, r, agent, top, second, third, winner_base_value, bid_state, mods,
             winner, price, top_bid, second_bid, winner_value):
     top_bid[r] = top
     second_bid[r] = second
     if agent >= 0 and top > 0.0 and top >= rule[RULE_RESERVE]:
-        paid = single_price(rule, top, second, third, own_reserve(agent, personal))
-        charge(agent, paid, bid_state, cap)
+        paid = single_price(rule, top, second, third, own_reserve(mods, agent))
+        charge(agent, paid, bid_state, mods)
         winner[r] = agent
         price[r] = paid
         winner_value[r] = winner_base_value
@@ -167,14 +135,14 @@ def _settle(rule, r, agent, top, second, third, winner_base_value, bid_state, ca
 
 
 @njit(cache=True, inline="always")
-def _all_pay_losers(rule, agents, bids, offset, count, winner_agent, bid_state, cap, outcome_state):
+def _all_pay_losers(rule, agents, bids, offset, count, winner_agent, bid_state, mods, outcome_state):
     """In an all-pay auction every other bidder at or above the reserve pays its bid too."""
     paid = 0.0
     for j in range(count):
         agent = agents[offset + j]
         bid = bids[j]
         if agent != winner_agent and bid > 0.0 and bid >= rule[RULE_RESERVE]:
-            charge(agent, bid, bid_state, cap)
+            charge(agent, bid, bid_state, mods)
             outcome_state[agent, SPEND] += bid
             paid += bid
     return paid
@@ -182,8 +150,7 @@ def _all_pay_losers(rule, agents, bids, offset, count, winner_agent, bid_state, 
 
 @njit(cache=True, nogil=True)
 def clear_drawn(rule, key_of_round, first_auction, start, count, bidders, who, drawn, ahead, bid_state,
-                winner, price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal,
-                participation, third_bid, losers, group, segment_bids):
+                winner, price, top_bid, second_bid, winner_value, others_paid, efficient, mods, third_bid, losers):
     """Clear auctions ``start .. start + count - 1`` of the batch, drawn into ``who`` and ``drawn``.
 
     Releases the GIL: ``clear_sampled`` calls it block by block, and the two-thread pipeline
@@ -199,9 +166,7 @@ def clear_drawn(rule, key_of_round, first_auction, start, count, bidders, who, d
                 prefetch_row(bid_state, who[(b + ahead) * bidders + j])
         r = start + b
         offset = b * bidders
-        key = np.uint64(0)
-        if participation is not None:
-            key = auction_key(key_of_round, first_auction + r)
+        key = auction_key(key_of_round, first_auction + r) if throttled(mods) else np.uint64(0)
         top = 0.0
         second = 0.0
         third = 0.0
@@ -211,46 +176,42 @@ def clear_drawn(rule, key_of_round, first_auction, start, count, bidders, who, d
         for j in range(bidders):
             agent = who[offset + j]
             v = drawn[offset + j]
-            bid = bid_of(agent, bid_value(segment_bids, first_auction + r, agent, v), bid_state, cap, personal, key,
-                         participation)
+            bid = bid_of(agent, value_to_bid_on(mods, first_auction + r, agent, v), bid_state, mods, key)
             possible = max(possible, bid_state[agent, SCALE] * v)
-            if losers is not None or group is not None:
+            if losers is not None or grouped(mods):
                 bids[j] = bid
-            if group is not None:
+            if grouped(mods):
                 values[j] = v
             else:  # branchless top two (three)
                 top, second, third, best, best_value = _rank_in(j, bid, v, top, second, third, best,
                                                                 best_value, third_bid)
-        if group is not None:
-            _coordinate(who, offset, bidders, bids, group)
+        if grouped(mods):
+            coordinate(mods, who, offset, bidders, bids)
             for j in range(bidders):
                 top, second, third, best, best_value = _rank_in(j, bids[j], values[j], top, second, third,
                                                                 best, best_value, third_bid)
         efficient[r] = possible
         agent = who[offset + best] if best >= 0 else -1
-        _settle(rule, r, agent, top, second, third, best_value, bid_state, cap, personal,
+        _settle(rule, r, agent, top, second, third, best_value, bid_state, mods,
                 winner, price, top_bid, second_bid, winner_value)
         if losers is not None:
-            others_paid[r] = _all_pay_losers(rule, who, bids, offset, bidders, winner[r], bid_state, cap, losers)
+            others_paid[r] = _all_pay_losers(rule, who, bids, offset, bidders, winner[r], bid_state, mods, losers)
         else:
             others_paid[r] = 0.0
 
 
 @njit(cache=True)
 def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state, value_tables, marked,
-                  winner, price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal,
-                  participation, third_bid, losers, group, context, segment_bids):
+                  winner, price, top_bid, second_bid, winner_value, others_paid, efficient, mods, third_bid, losers,
+                  context):
     """Clear ``n_auctions`` auctions with ``bidders`` participants drawn uniformly each.
 
-    The last six arguments switch features on, and are ``None`` when off so that numba
+    The last four arguments switch features on, and are ``None`` when off so that numba
     compiles them out of the loop (each costs 10-50% of the speed when left in):
-    ``cap`` the channel's remaining budgets, ``personal`` personal reserves (``float64[A]``),
-    ``participation`` per-agent participation probabilities (throttling), ``third_bid``
-    tracking the third bid, ``losers`` the outcome state that all-pay losers' payments
-    go to, ``group`` per-agent groups (-1 = none) whose members never bid against each
-    other (only a group's highest bid in an auction counts). ``context`` the impressions
-    of a market with segments (``bidscape.engine.context``), used by the draws, and
-    ``segment_bids`` the per-segment bid multipliers of the agents that have them.
+    ``mods`` the per-auction bid modifiers (``bidscape.engine.modifiers.BidModifiers``, whose
+    unused fields are ``None`` in turn), ``third_bid`` tracking the third bid, ``losers`` the
+    outcome state that all-pay losers' payments go to, ``context`` the impressions of a market
+    with segments (``bidscape.engine.context``), used by the draws.
     """
     who = np.empty(BLOCK * bidders, np.int64)
     population = np.empty(BLOCK * bidders, np.int64)
@@ -260,17 +221,15 @@ def clear_sampled(rule, key_of_round, first_auction, n_auctions, bidders, ranges
         draw_auctions(key_of_round, first_auction + start, count, bidders, ranges, value_tables, bid_state, marked,
                       who, population, drawn, True, context)
         clear_drawn(rule, key_of_round, first_auction, start, count, bidders, who, drawn, 0, bid_state, winner,
-                    price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal, participation,
-                    third_bid, losers, group, segment_bids)
+                    price, top_bid, second_bid, winner_value, others_paid, efficient, mods, third_bid, losers)
 
 
 @njit(cache=True)
 def clear_all(rule, key_of_round, first_auction, n_auctions, ranges, bid_state, value_tables,
-              winner, price, top_bid, second_bid, winner_value, others_paid, efficient, cap, personal,
-              participation, third_bid, losers):
+              winner, price, top_bid, second_bid, winner_value, others_paid, efficient, mods, third_bid, losers):
     """Clear ``n_auctions`` auctions in which every agent of ``ranges`` bids (slot = agent index).
 
-    The optional arguments are as in ``clear_sampled`` (groups need sampled bidders).
+    The optional arguments are as in ``clear_sampled`` (groups and segments need sampled bidders).
     """
     all_pay = losers is not None
     n_eligible = eligible_agents(ranges)
@@ -289,7 +248,7 @@ def clear_all(rule, key_of_round, first_auction, n_auctions, ranges, bid_state, 
             p = ranges[q, 2]
             for agent in range(ranges[q, 0], ranges[q, 0] + ranges[q, 1]):
                 v = draw_value(key, agent, p, value_tables)
-                bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
+                bid = bid_of(agent, v, bid_state, mods, key)
                 possible = max(possible, bid_state[agent, SCALE] * v)
                 if all_pay:
                     agents[j] = agent
@@ -313,10 +272,10 @@ def clear_all(rule, key_of_round, first_auction, n_auctions, ranges, bid_state, 
                 elif bid > third:
                     third = bid
         efficient[r] = possible
-        _settle(rule, r, best, top, second, third, best_value, bid_state, cap, personal,
+        _settle(rule, r, best, top, second, third, best_value, bid_state, mods,
                 winner, price, top_bid, second_bid, winner_value)
         if losers is not None:
-            others_paid[r] = _all_pay_losers(rule, agents, bids, 0, n_eligible, winner[r], bid_state, cap, losers)
+            others_paid[r] = _all_pay_losers(rule, agents, bids, 0, n_eligible, winner[r], bid_state, mods, losers)
         else:
             others_paid[r] = 0.0
 

@@ -45,9 +45,9 @@ from numba import njit
 
 from bidscape.engine.capped import clear_capped, efficient_capped, ranking_capped, top_capped
 from bidscape.engine.clicks import prediction_noise, ranked_qualities
-from bidscape.engine.context import bid_value
 from bidscape.engine.draws import BLOCK, LOOKAHEAD, draw_auctions, draw_value, eligible_agents
-from bidscape.engine.kernel import CLICKS, QUALITY, SCALE, SPEND, VALUE, WINS, bid_of, charge, own_reserve
+from bidscape.engine.kernel import CLICKS, QUALITY, SCALE, SPEND, VALUE, WINS, bid_of, charge
+from bidscape.engine.modifiers import own_reserve, value_to_bid_on
 from bidscape.engine.prefetch import prefetch_row
 from bidscape.engine.ranking import insert, insert_possible, insert_ranked, possible_welfare, reset
 from bidscape.engine.rng import STREAM_SAMPLE, STREAM_TIE, auction_key, draw_u64, to_unit
@@ -78,7 +78,7 @@ def price_per_click(rule, ctrs, s, quality, own_reserve, bid, rank_score, vcg, s
 
 
 @njit(cache=True, inline="always")
-def _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
+def _settle_slots(rule, ctrs, key, r, bid_state, mods, rank_score, rank_bid, rank_value, rank_who,
                   winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed, rank_q):
     """Charge and record slot ``s``'s occupant ``rank_who[s]``; ``fixed`` (or None): prices per click.
 
@@ -103,12 +103,12 @@ def _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank
         if fixed is not None:
             ppc = fixed[s]
         else:
-            ppc = price_per_click(rule, ctrs, s, predicted, own_reserve(agent, personal), rank_bid[s], rank_score,
+            ppc = price_per_click(rule, ctrs, s, predicted, own_reserve(mods, agent), rank_bid[s], rank_score,
                                   vcg, soft_floor)
         probability = min(1.0, quality * ctrs[s])
         clicked = to_unit(draw_u64(key, STREAM_SAMPLE, 1 + s)) < probability
         paid = ppc * probability if rule[RULE_IMPRESSION] != 0.0 else (ppc if clicked else 0.0)
-        charge(agent, paid, bid_state, cap)
+        charge(agent, paid, bid_state, mods)
         winner[r, s] = agent
         price[r, s] = paid
         bid_out[r, s] = rank_bid[s]
@@ -117,32 +117,32 @@ def _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank
 
 
 @njit(cache=True, inline="always")
-def _settle_ranked(rule, ctrs, key, r, reserve, agents, bids, values, priority, n, bid_state, cap, personal,
+def _settle_ranked(rule, ctrs, key, r, reserve, agents, bids, values, priority, n, bid_state, mods,
                    rank_score, rank_bid, rank_value, rank_who, fixed, winner, price, bid_out, next_bid, value_out,
                    clicks, vcg, soft_floor, capped, rank_q):
     """Settle an auction's ranking; under VCG with capped click probabilities, first replace a ranking that
     may not be efficient by the efficient assignment and its prices (``capped.clear_capped``; never with
     segment CTRs, ``rank_q``, whose probabilities the scenario checks keep at or below 1)."""
     if capped is not None and vcg is not None and ranking_capped(ctrs, rank_who, bid_state, QUALITY):
-        clear_capped(ctrs, reserve, agents, bids, values, priority, n, bid_state, QUALITY, personal, soft_floor,
+        clear_capped(ctrs, reserve, agents, bids, values, priority, n, bid_state, QUALITY, mods.personal, soft_floor,
                      capped, rank_score, rank_bid, rank_value, rank_who, fixed)
-        _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
+        _settle_slots(rule, ctrs, key, r, bid_state, mods, rank_score, rank_bid, rank_value, rank_who,
                       winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, fixed, rank_q)
     else:
-        _settle_slots(rule, ctrs, key, r, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who,
+        _settle_slots(rule, ctrs, key, r, bid_state, mods, rank_score, rank_bid, rank_value, rank_who,
                       winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, None, rank_q)
 
 
 @njit(cache=True, nogil=True)
 def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count, bidders, who, population, drawn,
-                          ahead, bid_state, winner, price, bid_out, next_bid, value_out, clicks, efficient, cap,
-                          personal, participation, vcg, soft_floor, capped, ctr_context, ctr_noise, segment_bids):
+                          ahead, bid_state, winner, price, bid_out, next_bid, value_out, clicks, efficient, mods,
+                          vcg, soft_floor, capped, ctr_context, ctr_noise):
     """Clear position auctions ``start .. start + count - 1`` of the batch, drawn into ``who`` and ``drawn``.
 
     As ``kernel.clear_drawn``: called block by block by ``clear_positions_sampled`` and chunk
     by chunk by the two-thread pipeline (``ahead`` > 0 then prefetches rows drawn elsewhere).
     ``ctr_context`` and ``ctr_noise``: segment CTRs and their prediction (``bidscape.engine.clicks``),
-    ``segment_bids`` per-segment bid multipliers (``bidscape.engine.context``), None when off.
+    None when off; ``mods`` the bid modifiers (``bidscape.engine.modifiers``).
     """
     slots = ctrs.shape[0]
     reserve = rule[RULE_RESERVE]
@@ -176,8 +176,7 @@ def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count,
         for j in range(bidders):
             agent = who[offset + j]
             v = drawn[offset + j]
-            bid = bid_of(agent, bid_value(segment_bids, first_auction + r, agent, v), bid_state, cap, personal, key,
-                         participation)
+            bid = bid_of(agent, value_to_bid_on(mods, first_auction + r, agent, v), bid_state, mods, key)
             bids[j] = bid
             values[j] = v
             quality = bid_state[agent, QUALITY]
@@ -203,27 +202,25 @@ def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count,
         if ctr_context is not None:
             ranked_qualities(who, offset, bidders, rank_who, true_q, predicted_q, rank_q[0], rank_q[1])
             _settle_ranked(rule, ctrs, key, r, reserve, who[offset:offset + bidders], bids, values, priority,
-                           bidders, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who, fixed,
+                           bidders, bid_state, mods, rank_score, rank_bid, rank_value, rank_who, fixed,
                            winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, capped, rank_q)
         else:
             _settle_ranked(rule, ctrs, key, r, reserve, who[offset:offset + bidders], bids, values, priority,
-                           bidders, bid_state, cap, personal, rank_score, rank_bid, rank_value, rank_who, fixed,
+                           bidders, bid_state, mods, rank_score, rank_bid, rank_value, rank_who, fixed,
                            winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, capped, None)
 
 
 @njit(cache=True)
 def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions, bidders, ranges, bid_state,
                             value_tables, marked, winner, price, bid_out, next_bid, value_out, clicks,
-                            efficient, cap, personal, participation, vcg, soft_floor, capped, context, ctr_context,
-                            ctr_noise, segment_bids):
+                            efficient, mods, vcg, soft_floor, capped, context, ctr_context, ctr_noise):
     """Clear ``n_auctions`` position auctions with ``bidders`` participants drawn uniformly each.
 
-    ``cap`` (channel budgets), ``personal`` (personal reserves), ``participation``
-    (throttling), ``vcg`` (VCG prices, else
-    GSP), ``soft_floor`` and ``capped`` (capped click probabilities) are ``None`` when
-    off, so that numba compiles them out, as in ``kernel.clear_sampled``; so is ``context``
-    (the impressions of a market with segments, used by the draws), ``ctr_context``,
-    ``ctr_noise`` and ``segment_bids`` (as in ``clear_positions_drawn``).
+    ``mods`` (the bid modifiers, ``bidscape.engine.modifiers``, whose unused fields are ``None``),
+    ``vcg`` (VCG prices, else GSP), ``soft_floor`` and ``capped`` (capped click probabilities)
+    are ``None`` when off, so that numba compiles them out, as in ``kernel.clear_sampled``; so
+    is ``context`` (the impressions of a market with segments, used by the draws),
+    ``ctr_context`` and ``ctr_noise`` (as in ``clear_positions_drawn``).
     """
     who = np.empty(BLOCK * bidders, np.int64)
     population = np.empty(BLOCK * bidders, np.int64)
@@ -233,14 +230,14 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
         draw_auctions(key_of_round, first_auction + start, count, bidders, ranges, value_tables, bid_state, marked,
                       who, population, drawn, True, context)
         clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count, bidders, who, population, drawn,
-                              0, bid_state, winner, price, bid_out, next_bid, value_out, clicks, efficient, cap,
-                              personal, participation, vcg, soft_floor, capped, ctr_context, ctr_noise, segment_bids)
+                              0, bid_state, winner, price, bid_out, next_bid, value_out, clicks, efficient, mods,
+                              vcg, soft_floor, capped, ctr_context, ctr_noise)
 
 
 @njit(cache=True)
 def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ranges, bid_state,
                         value_tables, winner, price, bid_out, next_bid, value_out, clicks,
-                        efficient, cap, personal, participation, vcg, soft_floor, capped):
+                        efficient, mods, vcg, soft_floor, capped):
     """Clear ``n_auctions`` position auctions in which every agent of ``ranges`` bids."""
     slots = ctrs.shape[0]
     reserve = rule[RULE_RESERVE]
@@ -264,7 +261,7 @@ def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ran
             p = ranges[q, 2]
             for agent in range(ranges[q, 0], ranges[q, 0] + ranges[q, 1]):
                 v = draw_value(key, agent, p, value_tables)
-                bid = bid_of(agent, v, bid_state, cap, personal, key, participation)
+                bid = bid_of(agent, v, bid_state, mods, key)
                 worth = bid_state[agent, SCALE] * v
                 insert_possible(bid_state[agent, QUALITY] * worth, worth, top_score, top_worth)
                 if bid > 0.0 and bid >= reserve:
@@ -281,8 +278,8 @@ def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ran
             efficient[r] = efficient_capped(ctrs, agents, values, everyone, bid_state, QUALITY, SCALE, capped)
         else:
             efficient[r] = possible_welfare(ctrs, top_score, top_worth)
-        _settle_ranked(rule, ctrs, key, r, reserve, agents, bids, values, priorities, everyone, bid_state, cap,
-                       personal, rank_score, rank_bid, rank_value, rank_who, fixed, winner, price, bid_out, next_bid,
+        _settle_ranked(rule, ctrs, key, r, reserve, agents, bids, values, priorities, everyone, bid_state, mods,
+                       rank_score, rank_bid, rank_value, rank_who, fixed, winner, price, bid_out, next_bid,
                        value_out, clicks, vcg, soft_floor, capped, None)
 
 

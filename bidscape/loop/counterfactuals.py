@@ -94,7 +94,7 @@ class Counterfactuals:
         m = play.market
         rule = play.mechanism.rule(play.settings)
         common = (out.winner[:n, 0], out.bid[:n, 0], out.next_bid[:n, 0], self.row_base, self.grid_of, self.grids,
-                  self.arms, self.peaks, self.utility, m.participation, m.reserve)
+                  self.arms, self.peaks, self.utility, m.modifiers.replayed())
         bidders = play.channel.bidders_per_auction
         if bidders == "all":
             counterfactual.counterfactual_all(rule, play.mechanism.all_pay, play.key, first, n, m.ranges,

@@ -21,6 +21,7 @@ import numpy as np
 from bidscape.bidders.base import PopulationView, RoundFeedback
 from bidscape.engine.kernel import (BID_COLUMNS, CLICKS, MULTIPLIER, OUTCOME_COLUMNS, QUALITY, REMAINING, SCALE,
                                     SPEND, VALUE, WINS)
+from bidscape.engine.modifiers import BidModifiers, Modifier
 from bidscape.engine.pipeline import Pipeline
 from bidscape.markets.context import ChannelContext, channel_contexts
 from bidscape.mechanisms.base import KernelMarket
@@ -90,7 +91,8 @@ class MarketState:
         segments = 0 if span is None else len(scenario.traffic.segments)
         outcomes = np.zeros((len(channels), n_agents, outcome_columns(channels)))
         caps = [_caps(c, populations, start, budget) for c in channels]
-        if any(kind.uses_channel_caps for kind in kinds):
+        declared = {m for kind in kinds for m in kind.modifiers}
+        if Modifier.CHANNEL_CAPS in declared:
             caps = [np.full(n_agents, np.inf) if cap is None else cap for cap in caps]
         return cls(
             population_names=[p.name for p in populations],
@@ -105,9 +107,9 @@ class MarketState:
             multiplier=bid_state[:, MULTIPLIER],
             marked=np.zeros(n_agents, np.uint8),
             reserve=reserve,
-            participation=np.ones(n_agents) if any(kind.uses_participation for kind in kinds) else None,
-            group=np.full(n_agents, -1, np.int64) if any(kind.uses_groups for kind in kinds) else None,
-            grouped=tuple(any(kinds[p].uses_groups for p in c.populations) for c in channels),
+            participation=np.ones(n_agents) if Modifier.PARTICIPATION in declared else None,
+            group=np.full(n_agents, -1, np.int64) if Modifier.GROUPS in declared else None,
+            grouped=tuple(any(Modifier.GROUPS in kinds[p].modifiers for p in c.populations) for c in channels),
             contexts=channel_contexts(scenario, channels, [_ranges(c, start) for c in channels]),
             segment_span=span,
             segment_users=users,
@@ -122,12 +124,12 @@ class MarketState:
         """Channel ``c``'s arrays for the kernels; ``context`` the round's impressions (``[traffic]`` only)."""
         # groups only where a grouping population bids: other channels may run any mechanism
         group = self.group if self.grouped and self.grouped[c] else None
-        segment_bids = None
+        segments = None
         if context is not None and self.segment_span is not None:
-            segment_bids = (context[0], np.int64(self.segment_span[0]), self.segment_multiplier)
-        return KernelMarket(self.channel_ranges[c], self.bid_state, self.channel_caps[c], self.channel_outcomes[c],
-                            self.value_tables, self.marked, self.reserve, self.participation, group,
-                            self.pipeline, context, segment_bids=segment_bids)
+            segments = (context[0], np.int64(self.segment_span[0]), self.segment_multiplier)
+        modifiers = BidModifiers(segments, self.channel_caps[c], self.reserve, self.participation, group)
+        return KernelMarket(self.channel_ranges[c], self.bid_state, self.channel_outcomes[c], self.value_tables,
+                            self.marked, modifiers, self.pipeline, context)
 
     def by_agent(self) -> Optional[tuple]:
         """``engine.context.segment_totals``'s per-agent outcomes by segment, None when no strategy wants them."""

@@ -23,6 +23,7 @@ from typing import Callable, Literal, Optional, Sequence
 import numpy as np
 
 from bidscape.engine import capped, draws, kernel, positions
+from bidscape.engine.modifiers import NO_MODIFIERS, BidModifiers
 from bidscape.engine.pipeline import Pipeline
 from bidscape.errors import InputError, Problem
 
@@ -43,18 +44,15 @@ class KernelMarket:
 
     ranges: np.ndarray  # int64[R, 3]: first agent, count, population of the channel's agents
     bid_state: np.ndarray  # float64[A, 4]: multiplier, remaining budget, value scale, quality
-    cap: Optional[np.ndarray]  # float64[A] remaining channel budget, None when the channel has none
     outcome_state: np.ndarray  # float64[A, 4]: spend, wins, value, clicks (this channel, this round)
     value_tables: np.ndarray  # float64[P, intervals + 1]
     marked: np.ndarray  # uint8[A] scratch
-    reserve: Optional[np.ndarray] = None  # float64[A] personal reserves, None when no agent has one
-    participation: Optional[np.ndarray] = None  # float64[A] participation probabilities (throttling)
-    group: Optional[np.ndarray] = None  # int64[A] coordination groups (-1 = none), single-item only
+    # channel budgets, personal reserves, throttling, groups, per-segment multipliers (None: unused)
+    modifiers: BidModifiers = NO_MODIFIERS
     pipeline: Optional[Pipeline] = None  # draw on a second thread (same outputs), None: one thread
     context: Optional[tuple] = None  # the round's impressions with segments (``engine.context``), None: none
     ctr_context: Optional[tuple] = None  # (segment_of, CTR factor[S, P]) with segment CTRs (``engine.clicks``)
     ctr_noise: Optional[np.ndarray] = None  # quantile table of the CTR prediction's noise factor, None: exact
-    segment_bids: Optional[tuple] = None  # per-segment bid multipliers (``engine.context.bid_value``), None: none
     _max_quality: Optional[float] = field(default=None, repr=False, compare=False)
 
     def max_quality(self) -> float:
@@ -70,11 +68,6 @@ class KernelMarket:
             draws.draw_auctions(key_of_round, first + lo, count, bidders, self.ranges, self.value_tables,
                                 self.bid_state, self.marked, who, population, values, False, self.context)
         return draw_chunk
-
-    @property
-    def options(self) -> tuple:
-        """The kernels' optional features: channel budgets, personal reserves, throttling (None = off)."""
-        return self.cap, self.reserve, self.participation
 
 
 @dataclass
@@ -191,11 +184,11 @@ class SingleItemAuction(Mechanism):
     def clear(self, settings, market, bidders, key_of_round, first, n, out) -> None:
         columns = (out.winner[:n, 0], out.price[:n, 0], out.bid[:n, 0], out.next_bid[:n, 0],
                    out.value[:n, 0], out.others_paid[:n], out.efficient[:n])
-        options = (*market.options, True if self.third_weight > 0 else None,
+        options = (market.modifiers, True if self.third_weight > 0 else None,
                    market.outcome_state if self.all_pay else None)
         if bidders == "all":
             _no_context(market)
-            if market.group is not None:
+            if market.modifiers.group is not None:
                 raise ValueError("coordination groups need sampled bidders (bidders_per_auction is 'all')")
             kernel.clear_all(self.rule(settings), key_of_round, first, n, market.ranges, market.bid_state,
                              market.value_tables, *columns, *options)
@@ -204,12 +197,12 @@ class SingleItemAuction(Mechanism):
 
             def clear_chunk(lo, count, who, population, values):
                 kernel.clear_drawn(rule, key_of_round, first, lo, count, bidders, who, values, kernel.LOOKAHEAD,
-                                   market.bid_state, *columns, *options, market.group, market.segment_bids)
+                                   market.bid_state, *columns, *options)
             market.pipeline.run(n, bidders, market.draw(key_of_round, first, bidders), clear_chunk)
         else:
             kernel.clear_sampled(self.rule(settings), key_of_round, first, n, bidders, market.ranges,
                                  market.bid_state, market.value_tables, market.marked, *columns, *options,
-                                 market.group, market.context, market.segment_bids)
+                                 market.context)
 
     def accumulate(self, out, n, market, totals) -> None:
         sold_before, revenue_before = totals.sold, totals.revenue
@@ -244,9 +237,9 @@ class PositionAuction(Mechanism):
         columns = (out.winner[:n], out.price[:n], out.bid[:n], out.next_bid[:n], out.value[:n], out.clicks[:n],
                    out.efficient[:n])
         out.others_paid[:n] = 0.0
-        if market.group is not None:
+        if market.modifiers.group is not None:
             raise ValueError("coordination groups are for single-item auctions")
-        options = (*market.options, (ctrs - np.append(ctrs[1:], 0.0)) if self.vcg else None,
+        options = (market.modifiers, (ctrs - np.append(ctrs[1:], 0.0)) if self.vcg else None,
                    float(settings.soft_floor) if settings.soft_floor > 0 else None,
                    self._capped_workspace(ctrs, market, bidders))
         # segment CTRs and their prediction (bidscape.engine.clicks), None when the market has none
@@ -261,13 +254,12 @@ class PositionAuction(Mechanism):
             def clear_chunk(lo, count, who, population, values):
                 positions.clear_positions_drawn(rule, ctrs, key_of_round, first, lo, count, bidders, who, population,
                                                 values, kernel.LOOKAHEAD, market.bid_state, *columns, *options,
-                                                *ctr_options, market.segment_bids)
+                                                *ctr_options)
             market.pipeline.run(n, bidders, market.draw(key_of_round, first, bidders), clear_chunk)
         else:
             positions.clear_positions_sampled(self.rule(settings), ctrs, key_of_round, first, n, bidders,
                                               market.ranges, market.bid_state, market.value_tables,
-                                              market.marked, *columns, *options, market.context, *ctr_options,
-                                              market.segment_bids)
+                                              market.marked, *columns, *options, market.context, *ctr_options)
 
     def _capped_workspace(self, ctrs: np.ndarray, market: KernelMarket, bidders: int | str) -> Optional[tuple]:
         """Scratch for the capped-probability paths, or None (compiled out) when no agent can be capped.

@@ -35,6 +35,7 @@ from typing import Optional
 
 import numpy as np
 
+from bidscape.engine.modifiers import BidModifiers
 from bidscape.engine.pipeline import Pipeline
 from bidscape.engine.kernel import (BID_COLUMNS, MULTIPLIER, OUTCOME_COLUMNS, QUALITY, REMAINING, SCALE, SPEND, VALUE,
                                     WINS)
@@ -183,10 +184,11 @@ def run_kernel(mechanism: Mechanism, instance: Instance) -> BatchResult:
     outcome_state = np.zeros((instance.n_agents, OUTCOME_COLUMNS))
     # a third of the instances clear on two threads, in chunks of 1 to 7 auctions
     pipelined = instance.key_of_round % 3 == 0
-    market = KernelMarket(instance.ranges, bid_state, cap, outcome_state, instance.value_tables,
-                          np.zeros(instance.n_agents, np.uint8), instance.reserve, instance.participation,
-                          instance.group, Pipeline(chunk=1 + instance.key_of_round % 7) if pipelined else None,
-                          instance.context)
+    modifiers = BidModifiers(cap=cap, personal=instance.reserve, participation=instance.participation,
+                             group=instance.group)
+    market = KernelMarket(instance.ranges, bid_state, outcome_state, instance.value_tables,
+                          np.zeros(instance.n_agents, np.uint8), modifiers,
+                          Pipeline(chunk=1 + instance.key_of_round % 7) if pipelined else None, instance.context)
     if instance.ctr is not None:
         market.ctr_context, market.ctr_noise = instance.ctr
     n = instance.n_auctions

@@ -71,12 +71,12 @@ POPULATION_SEGMENT = ("sold", "spend", "value", "clicks")  # columns of ``by_pop
 
 
 @njit(cache=True, inline="always")
-def bid_value(segment_bids, r, agent, v):
+def bid_value(segments, r, agent, v):
     """The base value agent ``agent`` bids on in auction ``r`` of the round (``v`` itself without
-    ``segment_bids``: compiled out)."""
-    if segment_bids is None:
+    ``segments``: compiled out)."""
+    if segments is None:
         return v
-    segment_of, lo, multiplier = segment_bids
+    segment_of, lo, multiplier = segments
     row = agent - lo
     return v * multiplier[row, segment_of[r]] if 0 <= row < multiplier.shape[0] else v
 

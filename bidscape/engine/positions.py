@@ -133,7 +133,7 @@ def _settle_ranked(rule, ctrs, key, r, reserve, agents, bids, values, priority, 
                       winner, price, bid_out, next_bid, value_out, clicks, vcg, soft_floor, None, rank_q)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count, bidders, who, population, drawn,
                           ahead, bid_state, winner, price, bid_out, next_bid, value_out, clicks, efficient, mods,
                           vcg, soft_floor, capped, ctr_context, ctr_noise):
@@ -141,6 +141,12 @@ def clear_positions_drawn(rule, ctrs, key_of_round, first_auction, start, count,
 
     As ``kernel.clear_drawn``: called block by block by ``clear_positions_sampled`` and chunk
     by chunk by the two-thread pipeline (``ahead`` > 0 then prefetches rows drawn elsewhere).
+
+    Compiled with numpy's error model: a division by zero would give inf rather than raise, so
+    numba emits no zero test and exception path per division. No divisor here can be 0 (qualities
+    and click-through rates are positive, and a ranked bidder's score is), so outputs are the
+    same; VCG's price loop divides ``S (S + 1) / 2 + S`` times an auction, and the tests cost it
+    a third of its speed (471 -> 320 ms per 1e6 auctions at 1e4 agents, 3 slots).
     ``ctr_context`` and ``ctr_noise``: segment CTRs and their prediction (``bidscape.engine.clicks``),
     None when off; ``mods`` the bid modifiers (``bidscape.engine.modifiers``).
     """
@@ -234,7 +240,7 @@ def clear_positions_sampled(rule, ctrs, key_of_round, first_auction, n_auctions,
                               vcg, soft_floor, capped, ctr_context, ctr_noise)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # as clear_positions_drawn
 def clear_positions_all(rule, ctrs, key_of_round, first_auction, n_auctions, ranges, bid_state,
                         value_tables, winner, price, bid_out, next_bid, value_out, clicks,
                         efficient, mods, vcg, soft_floor, capped):

@@ -12,7 +12,9 @@ the one rule both use, here in its two halves ``price_floor`` and ``floored_pric
 second price, reserves, soft floors; all-pay bidders pay their bid win or lose).
 
 Approximations, stated: a counterfactual bid is capped by the budget left at the end
-of the batch rather than at the auction's time, and ties count as losses. Mechanisms
+of the batch rather than at the auction's time, and not by a channel budget (of the bid
+modifiers the replay applies only throttling and personal reserves,
+``BidModifiers.replayed``); ties count as losses. Mechanisms
 whose price depends on the third bid, and position auctions, are not replayed (the
 engine then gives no counterfactuals, and regret is not recorded).
 """

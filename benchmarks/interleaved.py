@@ -18,7 +18,10 @@ values and budgets uniform on [1e3, 2e3], K bidders per auction, reserve 0.1:
 - ``second_price``, ``first_price``: single-item auctions;
 - ``gsp``, ``vcg``: 3 slots with click-through rates 0.3, 0.2, 0.1;
 - ``modifiers``: first price where half the agents have personal reserves uniform on [0, 0.5]
-  and the other half throttle (``throttling``): bid modifiers on.
+  and the other half throttle (``throttling``): bid modifiers on;
+- ``segments``: ``data/scenarios/segments.toml`` (traffic segments, targeting, common values) with
+  its agents split evenly over its populations and the first one bidding per segment
+  (``segment_pacing``): the per-segment bid multipliers on.
 
 Both sides run this file; only ``PYTHONPATH`` differs, and each process reports the
 ``bidscape`` it imported, so a side that silently imported the other tree's code is refused.
@@ -37,12 +40,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = ("second_price", "first_price", "gsp", "vcg", "modifiers")
+CASES = ("second_price", "first_price", "gsp", "vcg", "modifiers", "segments")
 VALUES = {"dist": "lognormal", "mean": 0.0, "sigma": 0.5}
 BUDGET = {"dist": "uniform", "low": 1e3, "high": 2e3}
 
 
 def scenario(case: str, agents: int, auctions: int, bidders: int, rounds: int) -> dict:
+    if case == "segments":
+        return _segments(agents, auctions, bidders, rounds)
     mechanism = "first_price" if case == "modifiers" else case
     population = {"name": "bidders", "size": agents, "strategy": "truthful", "values": VALUES, "budget": BUDGET}
     populations = [population]
@@ -55,6 +60,21 @@ def scenario(case: str, agents: int, auctions: int, bidders: int, rounds: int) -
             "mechanism": {"type": mechanism, "reserve": 0.1,
                           "slot_ctrs": [0.3, 0.2, 0.1] if mechanism in ("gsp", "vcg") else [1.0]},
             "market": {"bidders_per_auction": bidders}, "populations": populations}
+
+
+def _segments(agents: int, auctions: int, bidders: int, rounds: int) -> dict:
+    import tomllib  # the scenario file of the tree under test (the worker runs in it)
+
+    raw = tomllib.loads(Path("data/scenarios/segments.toml").read_text())
+    raw.pop("events", None)
+    raw["run"].update(name="interleaved", seed=3, rounds=rounds, auctions_per_round=auctions,
+                      record_agents="none", auction_sample_rate=0.0)
+    raw.setdefault("market", {})["bidders_per_auction"] = bidders
+    populations = raw["populations"]
+    for i, population in enumerate(populations):
+        population["size"] = max(agents // len(populations) + (i < agents % len(populations)), 1)
+    populations[0].update(strategy="segment_pacing", params={})
+    return raw
 
 
 def worker(case: str, agents: int, auctions: int, bidders: int, repeats: int) -> None:

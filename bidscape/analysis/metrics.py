@@ -56,11 +56,14 @@ def _labelled(ref: RunRef, frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.with_columns(pl.lit(ref.group).alias("group"), pl.lit(ref.seed, pl.Int64).alias("seed"))
 
 
-def _collect(refs: list[RunRef], build, order: Sequence[str]) -> pl.DataFrame:
+def _collect(refs: list[RunRef], build, order: Sequence[str], engine: str = STREAMING) -> pl.DataFrame:
+    """``engine="in-memory"`` for the small per-round tables (market): the streaming engine adds a
+    group's partial float sums in whatever order its threads finish, so two identical runs could
+    differ in the last bit."""
     frames = [_labelled(ref, build(ref)) for ref in refs]
     combined = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     keys = ["group", "seed", *order]
-    frame = combined.sort(keys).collect(engine=STREAMING)
+    frame = combined.sort(keys).collect(engine=engine)
     return frame.select(keys + [c for c in frame.columns if c not in keys])
 
 
@@ -118,7 +121,7 @@ def market(source: Source, by: Iterable[str] = ("round",), *, rounds: Optional[t
         )
         return with_ratios(aggregated.drop("_all", strict=False), MARKET_RATIOS)
 
-    return _collect(runs_of(source), build, keys)
+    return _collect(runs_of(source), build, keys, engine="in-memory")
 
 
 def populations(source: Source, by: Iterable[str] = ("population",), *, rounds: Optional[tuple[int, int]] = None,
